@@ -1,0 +1,101 @@
+"""The ``landforge`` command line: one subcommand per stage.
+
+Each area registers its commands from its own module (``cli/<area>.py`` exposes
+``register(app)``) so the CLI grows with the package without one giant file. Every
+command raises :class:`~landforge.errors.InputError` for user mistakes; :func:`main`
+turns it into ``error: <source>: <problem>`` on stderr and exit status 2, with the full
+traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import typer
+
+from landforge import __version__
+from landforge.errors import InputError
+
+app = typer.Typer(
+    name="landforge",
+    help="Multi-source geodata to land-use sample datasets, trained models and maps.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": False}
+
+# Modules under landforge.cli that register commands; each has register(app).
+_COMMAND_MODULES = (
+    "pipeline",
+    "synth",
+    "parcels",
+    "features",
+    "train",
+    "inference",
+    "evaluate",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"landforge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """landforge: land-use samples, models and maps from multi-source geodata."""
+    _state["debug"] = debug
+
+
+for _name in _COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"landforge.cli.{_name}")
+    except ModuleNotFoundError as _exc:  # an area not built yet
+        if _exc.name != f"landforge.cli.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and map user errors to one line and exit 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="landforge", standalone_mode=False)
+    except InputError as exc:
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {exc.line()}", err=True)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("error: interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""One exception type for user mistakes.
+
+The CLI turns :class:`InputError` into one line on stderr,
+``error: <source>: <problem>``, and exit status 2. Library code raises it for anything
+the user can fix (a missing file, a raster on the wrong grid, an unknown class name);
+genuine bugs stay ordinary exceptions and keep their traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["InputError", "require_file"]
+
+
+class InputError(Exception):
+    """A problem with the user's input: a file, an option or a config field.
+
+    Args:
+        source: what is wrong (a file path, ``--option`` or ``config.field``).
+        problem: a short sentence saying what is wrong and, where possible, what to do.
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | None, problem: str) -> None:
+        self.source = str(source) if source is not None else None
+        self.problem = problem
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        """The one-line message the CLI prints (without the ``error:`` prefix)."""
+        if self.source:
+            return f"{self.source}: {self.problem}"
+        return self.problem
+
+
+def require_file(path: str | os.PathLike[str], what: str = "file") -> Path:
+    """Return ``path`` as a Path, or raise InputError if it is not an existing file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, f"{what} does not exist")
+    if p.is_dir():
+        raise InputError(p, f"expected a {what}, found a directory")
+    return p

@@ -1,0 +1,264 @@
+"""Raster I/O: one grid type, windowed reads, Cloud-Optimised GeoTIFF writes.
+
+All raster access in landforge goes through this module so that errors name the file,
+large rasters are read by windows, and every output is a tiled COG with CRS and nodata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from landforge.errors import InputError
+from landforge.io.atomic import atomic_path
+
+__all__ = [
+    "RasterGrid",
+    "open_raster",
+    "read_raster",
+    "read_grid",
+    "write_cog",
+    "iter_blocks",
+    "check_same_grid",
+    "resample_to_grid",
+]
+
+
+@dataclass(frozen=True)
+class RasterGrid:
+    """A georeferenced pixel grid: CRS, affine transform and shape.
+
+    The core raster type of landforge: POI maps, predictions and labels are computed
+    "on the grid of" an image, and two rasters can be combined only on the same grid.
+    """
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @classmethod
+    def from_bounds(
+        cls, left: float, bottom: float, right: float, top: float, res: float, crs: Any
+    ) -> RasterGrid:
+        """A north-up grid covering the bounds at square pixels of size ``res``."""
+        width = int(round((right - left) / res))
+        height = int(round((top - bottom) / res))
+        return cls(CRS.from_user_input(crs), Affine(res, 0, left, 0, -res, top), width, height)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in the grid CRS."""
+        west, south, east, north = rasterio.transform.array_bounds(
+            self.height, self.width, self.transform
+        )
+        return (west, south, east, north)
+
+    def window_grid(self, window: Window) -> RasterGrid:
+        """The sub-grid covered by ``window``."""
+        return RasterGrid(
+            self.crs,
+            rasterio.windows.transform(window, self.transform),
+            int(window.width),
+            int(window.height),
+        )
+
+    def pixel_centres(self) -> tuple[np.ndarray, np.ndarray]:
+        """x and y coordinates of pixel centres, each of shape (width,) and (height,).
+
+        Valid for north-up grids (no rotation), which is all landforge writes.
+        """
+        t = self.transform
+        xs = t.c + t.a * (np.arange(self.width) + 0.5)
+        ys = t.f + t.e * (np.arange(self.height) + 0.5)
+        return xs, ys
+
+    def profile(self, count: int, dtype: Any, nodata: float | None = None) -> dict[str, Any]:
+        return {
+            "driver": "GTiff",
+            "crs": self.crs,
+            "transform": self.transform,
+            "width": self.width,
+            "height": self.height,
+            "count": count,
+            "dtype": np.dtype(dtype).name,
+            "nodata": nodata,
+        }
+
+
+@contextlib.contextmanager
+def open_raster(path: str | os.PathLike[str]) -> Iterator[rasterio.io.DatasetReader]:
+    """Open a raster for reading; a missing or corrupt file raises InputError naming it."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "raster does not exist")
+    try:
+        src = rasterio.open(p)
+    except RasterioIOError as exc:
+        raise InputError(p, f"not a readable raster ({_short(exc)})") from None
+    try:
+        yield src
+    finally:
+        src.close()
+
+
+def read_grid(path: str | os.PathLike[str], require_crs: bool = True) -> RasterGrid:
+    """The grid of a raster file."""
+    with open_raster(path) as src:
+        if require_crs and src.crs is None:
+            raise InputError(path, "raster has no CRS")
+        return RasterGrid(src.crs, src.transform, src.width, src.height)
+
+
+def read_raster(
+    path: str | os.PathLike[str],
+    window: Window | None = None,
+    bands: Sequence[int] | None = None,
+    masked: bool = False,
+) -> np.ndarray:
+    """Read (bands, rows, cols) from ``path``, optionally a window and a band subset.
+
+    ``bands`` are 1-based as in GDAL. With ``masked=True`` a numpy masked array marks
+    nodata.
+    """
+    with open_raster(path) as src:
+        try:
+            return src.read(indexes=list(bands) if bands else None, window=window, masked=masked)
+        except RasterioIOError as exc:
+            raise InputError(path, f"cannot read pixels ({_short(exc)})") from None
+
+
+def check_same_grid(
+    reference: str | os.PathLike[str] | RasterGrid,
+    other: str | os.PathLike[str],
+    atol: float = 1e-6,
+) -> None:
+    """Raise InputError if ``other`` is not on the same grid as ``reference``."""
+    ref = reference if isinstance(reference, RasterGrid) else read_grid(reference, False)
+    grid = read_grid(other, require_crs=False)
+    if ref.shape != grid.shape:
+        raise InputError(
+            other, f"grid {grid.width}x{grid.height} differs from reference {ref.width}x{ref.height}"
+        )
+    if ref.crs and grid.crs and ref.crs != grid.crs:
+        raise InputError(other, f"CRS {grid.crs.to_string()} differs from {ref.crs.to_string()}")
+    if not ref.transform.almost_equals(grid.transform, precision=atol):
+        raise InputError(other, "raster is misaligned with the reference grid (transform differs)")
+
+
+def iter_blocks(
+    grid: RasterGrid | tuple[int, int], block: int = 1024
+) -> Iterator[Window]:
+    """Windows of at most ``block`` x ``block`` covering the grid row by row."""
+    height, width = grid.shape if isinstance(grid, RasterGrid) else grid
+    for row in range(0, height, block):
+        for col in range(0, width, block):
+            yield Window(col, row, min(block, width - col), min(block, height - row))
+
+
+def write_cog(
+    path: str | os.PathLike[str],
+    array: np.ndarray,
+    grid: RasterGrid,
+    nodata: float | None = None,
+    band_descriptions: Sequence[str] | None = None,
+    colormap: Mapping[int, tuple[int, int, int]] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    compress: str = "DEFLATE",
+    blocksize: int = 512,
+    overview_resampling: str | None = None,
+) -> Path:
+    """Write ``array`` (bands, rows, cols) or (rows, cols) as a Cloud-Optimised GeoTIFF.
+
+    Written atomically through GDAL's COG driver: tiled, compressed, with overviews,
+    CRS, nodata, band descriptions and optional colour table (single-band uint8).
+    """
+    arr = np.asarray(array)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.shape[1:] != grid.shape:
+        raise ValueError(f"array shape {arr.shape[1:]} does not match grid {grid.shape}")
+    if overview_resampling is None:
+        overview_resampling = "nearest" if np.issubdtype(arr.dtype, np.integer) else "average"
+    final = Path(path)
+    with atomic_path(final) as tmp:
+        mem_profile = grid.profile(arr.shape[0], arr.dtype, nodata)
+        mem_profile.update(driver="GTiff", tiled=True, blockxsize=blocksize, blockysize=blocksize)
+        with rasterio.MemoryFile() as mem:
+            with mem.open(**mem_profile) as dst:
+                dst.write(arr)
+                for i, desc in enumerate(band_descriptions or [], start=1):
+                    dst.set_band_description(i, desc)
+                if colormap is not None:
+                    dst.write_colormap(1, dict(colormap))
+                if tags:
+                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
+            with mem.open() as src:
+                cog_profile = {
+                    "driver": "COG",
+                    "compress": compress,
+                    "blocksize": blocksize,
+                    "overview_resampling": overview_resampling,
+                    "BIGTIFF": "IF_SAFER",
+                }
+                if compress.upper() in {"DEFLATE", "LZW", "ZSTD"}:
+                    cog_profile["predictor"] = (
+                        3 if np.issubdtype(arr.dtype, np.floating) else 2
+                    )
+                rasterio.shutil.copy(src, tmp, **cog_profile)
+    return final
+
+
+def resample_to_grid(
+    path: str | os.PathLike[str],
+    grid: RasterGrid,
+    resampling: Resampling = Resampling.nearest,
+    band: int = 1,
+    dtype: Any = None,
+) -> np.ndarray:
+    """Read band ``band`` of ``path`` warped onto ``grid`` (any CRS and resolution)."""
+    from rasterio.vrt import WarpedVRT
+
+    with open_raster(path) as src:
+        if src.crs is None:
+            raise InputError(path, "raster has no CRS, cannot resample it onto another grid")
+        with WarpedVRT(
+            src,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=resampling,
+        ) as vrt:
+            out = vrt.read(band)
+    return out.astype(dtype) if dtype is not None else out
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+import rasterio.shutil  # noqa: E402  (imported for rasterio.shutil.copy)
+import rasterio.transform  # noqa: E402
+import rasterio.windows  # noqa: E402

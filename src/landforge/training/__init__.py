@@ -1,0 +1,1 @@
+"""landforge.training."""
