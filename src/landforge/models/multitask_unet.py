@@ -1,0 +1,163 @@
+"""Multi-task U-Net: building footprint + building use from one shared encoder-decoder.
+
+Follows the building-use paper (§2.7): a ResNet encoder and a U-Net decoder with skip
+connections shared by two heads, a binary footprint head (1 logit) and a K-class use
+head (K logits, the rci classes residential / commercial / industrial). The input is
+the image bands followed by any extra bands (e.g. POI probability maps), so
+``in_channels`` is free: 3 (RGB), 6 (RGB + 3 POI maps), 7 (with NIR) ...
+
+Departures from the paper: the encoder and decoder are the segmentation-models-pytorch
+building blocks (``smp.Unet``'s encoder and ``UnetDecoder``); pretrained weights are
+never downloaded, only read from a local ``.safetensors`` file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+import landforge._compat  # noqa: F401  (before segmentation_models_pytorch imports torchvision)
+from landforge.errors import InputError
+from landforge.models.registry import register
+
+__all__ = ["MultiTaskUNet", "multitask_unet", "load_encoder_weights"]
+
+
+class MultiTaskUNet(nn.Module):
+    """Shared U-Net with a footprint head and a use head.
+
+    Args:
+        in_channels: number of input bands.
+        use_classes: number of use classes K.
+        encoder: an smp encoder name (``resnet18``, ``resnet34``, ``resnet50`` ...).
+        decoder_channels: U-Net decoder widths, deepest first (five for depth 5).
+        encoder_weights: None (random init) or a local ``.safetensors`` file with the
+            encoder's state dict (keys with or without an ``encoder.`` prefix).
+        encoder_depth: number of encoder stages (3-5); the input size must be a
+            multiple of ``2**encoder_depth``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        use_classes: int = 3,
+        encoder: str = "resnet34",
+        decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+        encoder_weights: str | os.PathLike[str] | None = None,
+        encoder_depth: int = 5,
+    ) -> None:
+        super().__init__()
+        import segmentation_models_pytorch as smp
+        from segmentation_models_pytorch.base import SegmentationHead
+
+        if in_channels < 1:
+            raise InputError("model.in_channels", f"must be >= 1, got {in_channels}")
+        if use_classes < 1:
+            raise InputError("model.use_classes", f"must be >= 1, got {use_classes}")
+        decoder_channels = tuple(int(c) for c in decoder_channels)
+        if len(decoder_channels) != encoder_depth:
+            raise InputError(
+                "model.decoder_channels",
+                f"needs {encoder_depth} widths (one per encoder stage), got {len(decoder_channels)}",
+            )
+        try:
+            unet = smp.Unet(
+                encoder_name=encoder,
+                encoder_depth=encoder_depth,
+                encoder_weights=None,  # never download; local weights are loaded below
+                decoder_channels=decoder_channels,
+                in_channels=in_channels,
+                classes=1,
+            )
+        except KeyError:
+            raise InputError(
+                "model.encoder",
+                f"unknown encoder {encoder!r}; try resnet18, resnet34 or resnet50 "
+                "(any segmentation-models-pytorch encoder name)",
+            ) from None
+        self.in_channels = in_channels
+        self.use_classes = use_classes
+        self.encoder = unet.encoder
+        self.decoder = unet.decoder
+        self.footprint_head = SegmentationHead(decoder_channels[-1], 1, kernel_size=3)
+        self.use_head = SegmentationHead(decoder_channels[-1], use_classes, kernel_size=3)
+        self.output_stride = 2**encoder_depth
+        if encoder_weights is not None:
+            load_encoder_weights(self.encoder, encoder_weights, in_channels)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits ``{"footprint": (N,1,H,W), "use": (N,K,H,W)}`` for ``x`` (N,C,H,W)."""
+        h, w = x.shape[-2:]
+        if h % self.output_stride or w % self.output_stride:
+            raise ValueError(
+                f"input size {h}x{w} must be a multiple of {self.output_stride}; pad the chip"
+            )
+        features = self.encoder(x)
+        decoded = self.decoder(features)
+        return {"footprint": self.footprint_head(decoded), "use": self.use_head(decoded)}
+
+
+def load_encoder_weights(
+    encoder: nn.Module, path: str | os.PathLike[str], in_channels: int
+) -> None:
+    """Load a local safetensors encoder state dict into ``encoder`` (strict).
+
+    A first convolution trained on 3 bands is adapted to ``in_channels`` the way
+    segmentation-models-pytorch does it: channels cycle through the pretrained ones and
+    are rescaled by ``3 / in_channels`` so activations keep their magnitude.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "encoder weights file does not exist")
+    try:
+        state = load_file(str(p))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(p, f"not a safetensors file ({str(exc)[:200]})") from None
+    if any(k.startswith("encoder.") for k in state):
+        state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
+    # timm/torchvision ResNets carry a classifier the smp encoder deletes.
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    own = encoder.state_dict()
+    for key, value in list(state.items()):
+        target = own.get(key)
+        if (
+            target is not None
+            and value.ndim == 4
+            and target.ndim == 4
+            and value.shape[1] != target.shape[1]
+            and value.shape[0] == target.shape[0]
+        ):
+            idx = torch.arange(target.shape[1]) % value.shape[1]
+            state[key] = value[:, idx] * (value.shape[1] / target.shape[1])
+    try:
+        encoder.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0][:200]
+        raise InputError(p, f"weights do not fit the encoder ({first})") from None
+
+
+@register("multitask_unet")
+def multitask_unet(
+    in_channels: int = 3,
+    use_classes: int = 3,
+    encoder: str = "resnet34",
+    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+    encoder_weights: str | None = None,
+    encoder_depth: int = 5,
+) -> MultiTaskUNet:
+    """Registry builder for :class:`MultiTaskUNet` (see its arguments)."""
+    return MultiTaskUNet(
+        in_channels=in_channels,
+        use_classes=use_classes,
+        encoder=encoder,
+        decoder_channels=decoder_channels,
+        encoder_weights=encoder_weights,
+        encoder_depth=encoder_depth,
+    )
