@@ -69,31 +69,26 @@ for _name in _COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI and map user errors to one line and exit 2."""
+    """Entry point: run the CLI and map user errors to one line and exit 2.
+
+    Click (vendored by typer) handles usage errors itself in standalone mode (message,
+    exit 2); an :class:`InputError` raised by a command is printed here as one line.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="landforge", standalone_mode=False)
+        app(args=args, prog_name="landforge", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except InputError as exc:
         if debug:
             traceback.print_exc()
         typer.echo(f"error: {exc.line()}", err=True)
         return 2
-    except typer.Exit as exc:
-        return int(exc.exit_code or 0)
-    except typer.Abort:
-        typer.echo("error: aborted", err=True)
-        return 130
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
     return 0
 
 

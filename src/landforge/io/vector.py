@@ -61,6 +61,9 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], **kwargs: 
         if suffix in _PARQUET:
             gdf.to_parquet(tmp, **kwargs)
         elif suffix in _DRIVERS:
+            if suffix == ".gpkg":
+                # the layer is named after the final file, not the temporary one
+                kwargs.setdefault("layer", p.stem)
             gdf.to_file(tmp, driver=_DRIVERS[suffix], engine="pyogrio", **kwargs)
         else:
             raise InputError(p, "unknown vector format; use .gpkg, .parquet or .geojson")
