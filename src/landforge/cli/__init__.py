@@ -32,6 +32,7 @@ _state = {"debug": False}
 # Modules under landforge.cli that register commands; each has register(app).
 _COMMAND_MODULES = (
     "pipeline",
+    "taxonomy",
     "synth",
     "parcels",
     "features",

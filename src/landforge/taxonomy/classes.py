@@ -230,9 +230,7 @@ class ClassSystem:
         idx = self.level_index(level)
         c = self.by_code(code)
         if c.level < idx:
-            raise KeyError(
-                f"{self.name}: class {code!r} is at level {c.level}, above level {idx}"
-            )
+            raise KeyError(f"{self.name}: class {code!r} is at level {c.level}, above level {idx}")
         while c.level > idx:
             assert c.parent is not None  # guaranteed by validation
             c = self._by_code[c.parent]
