@@ -1,0 +1,100 @@
+"""CLI for inference: ``landforge predict`` and ``landforge vectorize``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+__all__ = ["register"]
+
+
+def predict(
+    model: Path = typer.Option(
+        ..., "--model", help="Checkpoint (NAME.safetensors, NAME.json or stem)."
+    ),
+    image: Path = typer.Option(..., "--image", help="Image raster (its bands come first)."),
+    out: Path = typer.Option(..., "--out", help="Class map COG to write."),
+    extra: list[Path] = typer.Option(
+        [],
+        "--extra",
+        help="Extra raster on the image grid (e.g. POI maps); repeatable, in card order.",
+    ),
+    window: int = typer.Option(1024, "--window", help="Window size in pixels."),
+    overlap: int = typer.Option(
+        128, "--overlap", help="Context margin dropped on each side of a window (pixels)."
+    ),
+    tta: str = typer.Option("none", "--tta", help="Test-time augmentation: none, flips or d4."),
+    batch: int = typer.Option(8, "--batch", help="Windows per forward pass."),
+    mask: Path | None = typer.Option(
+        None,
+        "--mask",
+        help="Built-up mask on the image grid; windows without mask pixels are skipped.",
+    ),
+    probs: Path | None = typer.Option(None, "--probs", help="Write class probabilities here."),
+    probs_uint8: bool = typer.Option(
+        False,
+        "--probs-uint8",
+        help="Store probabilities as uint8 (scale 1/254) instead of float32.",
+    ),
+    footprint_prob: Path | None = typer.Option(
+        None, "--footprint-prob", help="Write the footprint probability here."
+    ),
+    device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1, ..."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Footprint probability threshold."),
+) -> None:
+    """Predict a land-use / building-use map over a raster of any size."""
+    from landforge.inference.predictor import predict_raster
+
+    summary = predict_raster(
+        model,
+        image,
+        out,
+        extras=extra,
+        window=window,
+        overlap=overlap,
+        tta=None if tta == "none" else tta,
+        batch=batch,
+        mask=mask,
+        probs_out=probs,
+        footprint_out=footprint_prob,
+        device=device,
+        threshold=threshold,
+        probs_dtype="uint8" if probs_uint8 else "float32",
+    )
+    skipped = summary["windows_skipped"]
+    typer.echo(
+        f"wrote {out} ({summary['width']}x{summary['height']}, {summary['windows']} windows"
+        + (f", {skipped} skipped by mask" if skipped else "")
+        + f", {summary['seconds']:.1f} s)"
+    )
+    typer.echo(json.dumps(summary["class_pixels"]))
+
+
+def vectorize(
+    class_map: Path = typer.Argument(..., help="Class map written by `landforge predict`."),
+    out: Path = typer.Option(..., "--out", help="Buildings to write (.gpkg or .parquet)."),
+    footprint_prob: Path | None = typer.Option(
+        None, "--footprint-prob", help="Footprint probability raster (gives a confidence column)."
+    ),
+    simplify_m: float = typer.Option(0.5, "--simplify-m", help="Simplification tolerance (m)."),
+    min_area_m2: float = typer.Option(4.0, "--min-area-m2", help="Drop smaller buildings (m²)."),
+    block: int = typer.Option(4096, "--block", help="Processing block size in pixels."),
+) -> None:
+    """Building polygons with majority use from a predicted class map."""
+    from landforge.inference.vectorize import vectorize_buildings
+    from landforge.io.vector import write_vector
+
+    buildings = vectorize_buildings(
+        class_map, footprint_prob, simplify_m=simplify_m, min_area_m2=min_area_m2, block=block
+    )
+    write_vector(buildings, out)
+    by_use = buildings["use"].value_counts().to_dict() if len(buildings) else {}
+    typer.echo(f"wrote {out} ({len(buildings)} buildings: {json.dumps(by_use)})")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the inference commands to the landforge CLI."""
+    app.command("predict")(predict)
+    app.command("vectorize")(vectorize)
