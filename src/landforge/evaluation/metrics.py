@@ -373,14 +373,21 @@ class ConfusionMatrix:
 
     # ---- accumulation ----------------------------------------------------------------
     def update(
-        self, truth: np.ndarray, pred: np.ndarray, valid: np.ndarray | None = None
+        self,
+        truth: np.ndarray,
+        pred: np.ndarray,
+        valid: np.ndarray | None = None,
+        pred_valid: np.ndarray | None = None,
     ) -> ConfusionMatrix:
         """Add the pixels of one block.
 
         Args:
             truth: true class values, any shape.
             pred: predicted class values, same shape.
-            valid: optional boolean mask of pixels to count (e.g. both not nodata).
+            valid: optional boolean mask of pixels with a valid truth (e.g. not nodata).
+            pred_valid: optional boolean mask of pixels with a valid prediction; a pixel
+                with a valid truth but no valid prediction is counted in
+                :attr:`n_unpredicted`.
 
         Returns:
             ``self`` (for chaining).
@@ -392,24 +399,23 @@ class ConfusionMatrix:
         p = np.asarray(pred).ravel()
         if t.shape != p.shape:
             raise ValueError(f"truth has {t.size} values, prediction {p.size}")
-        keep = np.ones(t.shape, bool) if valid is None else np.asarray(valid, bool).ravel().copy()
-        if keep.shape != t.shape:
+        t_ok = np.ones(t.shape, bool) if valid is None else np.array(valid, bool).ravel()
+        if t_ok.shape != t.shape:
             raise ValueError("valid mask does not match the maps")
-        n_in = int(keep.sum())
-        t_ok = keep.copy()
-        for arr, is_truth in ((t, True), (p, False)):
-            if arr.dtype.kind == "f":
-                bad = ~np.isfinite(arr)
-                keep &= ~bad
-                if is_truth:
-                    t_ok &= ~bad
-            for v in self.ignore:
-                hit = arr == v
-                keep &= ~hit
-                if is_truth:
-                    t_ok &= ~hit
-        self.n_ignored += n_in - int(keep.sum())
-        self.n_unpredicted += int(t_ok.sum()) - int(keep.sum())
+        if t.dtype.kind == "f":
+            t_ok &= np.isfinite(t)
+        for v in self.ignore:
+            t_ok &= t != v
+        keep = t_ok.copy()
+        if pred_valid is not None:
+            keep &= np.asarray(pred_valid, bool).ravel()
+        if p.dtype.kind == "f":
+            keep &= np.isfinite(p)
+        for v in self.ignore:
+            keep &= p != v
+        n_keep, n_t_ok = int(keep.sum()), int(t_ok.sum())
+        self.n_ignored += t.size - n_keep
+        self.n_unpredicted += n_t_ok - n_keep
         if not keep.all():
             t, p = t[keep], p[keep]
         if t.size == 0:
@@ -559,7 +565,8 @@ class ConfusionMatrix:
         """Rebuild from :meth:`to_dict` output or from a metrics JSON dict."""
         if data.get("kind") == KIND_METRICS:
             labels = data.get("labels") or list(range(len(data["classes"])))
-            cm = cls(labels, data["classes"], data.get("ignore", ()))
+            ignore = [v for v in data.get("ignore") or () if isinstance(v, int)]
+            cm = cls(labels, data["classes"], ignore)
             order = np.argsort(np.asarray(labels))
             mat = np.asarray(data["confusion_matrix"], np.int64)
             cm.matrix = mat[np.ix_(order, order)]
@@ -752,9 +759,9 @@ class ChangeConfusion:
         else:
             pred_chg = np.asarray(pred_change).ravel()[keep].astype(bool)
         k = self.labels.size
-        self.binary += np.bincount(
-            true_chg.astype(np.int64) * 2 + pred_chg, minlength=4
-        ).reshape(2, 2)
+        self.binary += np.bincount(true_chg.astype(np.int64) * 2 + pred_chg, minlength=4).reshape(
+            2, 2
+        )
         for ti, pi in ((i_t1, i_p1), (i_t2, i_p2)):
             s_t = np.where(true_chg, ti + 1, 0)
             s_p = np.where(pred_chg, pi + 1, 0)
@@ -763,9 +770,7 @@ class ChangeConfusion:
             )
         tr_t = (i_t1 * k + i_t2)[true_chg]
         tr_p = np.where(pred_chg, i_p1 * k + i_p2, i_p1 * k + i_p1)[true_chg]
-        self.transitions += np.bincount(tr_t * k * k + tr_p, minlength=k**4).reshape(
-            k * k, k * k
-        )
+        self.transitions += np.bincount(tr_t * k * k + tr_p, minlength=k**4).reshape(k * k, k * k)
         return self
 
     def merge(self, other: ChangeConfusion) -> ChangeConfusion:

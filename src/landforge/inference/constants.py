@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = ["NODATA_CLASS", "PROB_SCALE", "CLASSES_TAG"]
 
 NODATA_CLASS = 255

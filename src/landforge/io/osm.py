@@ -25,11 +25,35 @@ __all__ = ["NETWORK_TYPES", "POI_KEYS", "read_osm_landuse", "read_osm_pois", "re
 NETWORK_TYPES = ("driving", "driving+service", "walking", "cycling", "all", "all_public")
 
 #: OSM keys whose value makes a POI category, in order of precedence.
-POI_KEYS = ("amenity", "shop", "tourism", "leisure", "office", "craft", "healthcare",
-            "historic", "public_transport", "sport")
+POI_KEYS = (
+    "amenity",
+    "shop",
+    "tourism",
+    "leisure",
+    "office",
+    "craft",
+    "healthcare",
+    "historic",
+    "public_transport",
+    "sport",
+)
 
-_ROAD_COLUMNS = ("id", "highway", "name", "ref", "lanes", "width", "maxspeed", "oneway",
-                 "bridge", "tunnel", "layer", "service", "access", "surface")
+_ROAD_COLUMNS = (
+    "id",
+    "highway",
+    "name",
+    "ref",
+    "lanes",
+    "width",
+    "maxspeed",
+    "oneway",
+    "bridge",
+    "tunnel",
+    "layer",
+    "service",
+    "access",
+    "surface",
+)
 
 
 def _open(pbf_path: str | os.PathLike[str]) -> Any:
@@ -72,7 +96,9 @@ def read_osm_roads(pbf_path: str | os.PathLike[str], network: str = "driving") -
     """
     path = Path(pbf_path)
     if network not in NETWORK_TYPES:
-        raise InputError("--network", f"unknown network {network!r}; use one of {', '.join(NETWORK_TYPES)}")
+        raise InputError(
+            "--network", f"unknown network {network!r}; use one of {', '.join(NETWORK_TYPES)}"
+        )
     osm = _open(path)
     roads = _quiet(lambda: osm.get_network(network_type=network), path, "roads")
     if roads is None or len(roads) == 0:
@@ -102,9 +128,7 @@ def read_osm_pois(pbf_path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
     """
     path = Path(pbf_path)
     osm = _open(path)
-    pois = _quiet(
-        lambda: osm.get_pois(custom_filter={k: True for k in POI_KEYS}), path, "POIs"
-    )
+    pois = _quiet(lambda: osm.get_pois(custom_filter={k: True for k in POI_KEYS}), path, "POIs")
     if pois is None or len(pois) == 0:
         raise InputError(path, "no points of interest (amenity/shop/tourism/...) in this extract")
     pois = pois[~(pois.geometry.isna() | pois.geometry.is_empty)]
@@ -144,7 +168,9 @@ def read_osm_landuse(pbf_path: str | os.PathLike[str]) -> gpd.GeoDataFrame:
         geoms = np.asarray(geoms, dtype=object).copy()
         # "structure" keeps a polygon a polygon (no stray lines from collapsed rings)
         geoms[bad] = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
-    out = pd.DataFrame({"osm_id": polys["id"].to_numpy(), "landuse": polys["landuse"].astype(str).to_numpy()})
+    out = pd.DataFrame(
+        {"osm_id": polys["id"].to_numpy(), "landuse": polys["landuse"].astype(str).to_numpy()}
+    )
     if "name" in polys.columns:
         out["name"] = polys["name"].to_numpy()
     out["category"] = "landuse=" + out["landuse"]

@@ -70,8 +70,12 @@ def read_pois(
         raise InputError(p, f"no category column {category_col!r}; the file has: {have}")
     if gdf.crs is not None and not CRS.from_user_input(gdf.crs).equals(CRS.from_epsg(4326)):
         gdf = gdf.to_crs("EPSG:4326")
-    _check_lonlat(p, shapely.get_x(gdf.geometry.values), shapely.get_y(gdf.geometry.values),
-                  "after reprojection to EPSG:4326 " if _projected(crs, gdf) else "")
+    _check_lonlat(
+        p,
+        shapely.get_x(gdf.geometry.values),
+        shapely.get_y(gdf.geometry.values),
+        "after reprojection to EPSG:4326 " if _projected(crs, gdf) else "",
+    )
     return gdf
 
 
@@ -98,7 +102,10 @@ def _read_csv(p: Path, lon_col: str | None, lat_col: str | None, crs: Any) -> gp
     df.columns = cols
     lon_name = lon_col or _find(cols, LON_NAMES)
     lat_name = lat_col or _find(cols, LAT_NAMES)
-    for given, name, what in ((lon_col, lon_name, "longitude/x"), (lat_col, lat_name, "latitude/y")):
+    for given, name, what in (
+        (lon_col, lon_name, "longitude/x"),
+        (lat_col, lat_name, "latitude/y"),
+    ):
         if name is None or name not in cols:
             hint = f"column {given!r} not found" if given else f"no {what} column found"
             raise InputError(
@@ -149,6 +156,7 @@ def _check_lonlat(p: Path, lon: np.ndarray, lat: np.ndarray, when: str) -> None:
         problems.append(text)
     if problems:
         raise InputError(
-            p, f"invalid coordinates {when}in {int((nan | out).sum())} of {n} POIs: "
-            + "; ".join(problems)
+            p,
+            f"invalid coordinates {when}in {int((nan | out).sum())} of {n} POIs: "
+            + "; ".join(problems),
         )

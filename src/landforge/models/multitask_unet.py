@@ -86,8 +86,14 @@ class MultiTaskUNet(nn.Module):
         self.footprint_head = SegmentationHead(decoder_channels[-1], 1, kernel_size=3)
         self.use_head = SegmentationHead(decoder_channels[-1], use_classes, kernel_size=3)
         self.output_stride = 2**encoder_depth
+        # smp's ResNet encoders keep every stage whatever the depth; drop the unused
+        # ones so a shallow model is small in memory and in its checkpoint.
+        self._pruned = [f"layer{k}" for k in range(max(encoder_depth, 1), 5)]
+        for name in self._pruned:
+            if isinstance(getattr(self.encoder, name, None), nn.Module):
+                delattr(self.encoder, name)
         if encoder_weights is not None:
-            load_encoder_weights(self.encoder, encoder_weights, in_channels)
+            load_encoder_weights(self.encoder, encoder_weights, in_channels, skip=self._pruned)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits ``{"footprint": (N,1,H,W), "use": (N,K,H,W)}`` for ``x`` (N,C,H,W)."""
@@ -102,13 +108,17 @@ class MultiTaskUNet(nn.Module):
 
 
 def load_encoder_weights(
-    encoder: nn.Module, path: str | os.PathLike[str], in_channels: int
+    encoder: nn.Module,
+    path: str | os.PathLike[str],
+    in_channels: int,
+    skip: Sequence[str] = (),
 ) -> None:
     """Load a local safetensors encoder state dict into ``encoder`` (strict).
 
     A first convolution trained on 3 bands is adapted to ``in_channels`` the way
     segmentation-models-pytorch does it: channels cycle through the pretrained ones and
-    are rescaled by ``3 / in_channels`` so activations keep their magnitude.
+    are rescaled by ``3 / in_channels`` so activations keep their magnitude. Keys of
+    the ``skip`` submodules (stages a shallow encoder does not use) are ignored.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -123,7 +133,8 @@ def load_encoder_weights(
     if any(k.startswith("encoder.") for k in state):
         state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
     # timm/torchvision ResNets carry a classifier the smp encoder deletes.
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    drop = ("fc.", *(f"{name}." for name in skip))
+    state = {k: v for k, v in state.items() if not k.startswith(drop)}
     own = encoder.state_dict()
     for key, value in list(state.items()):
         target = own.get(key)

@@ -105,7 +105,7 @@ class ParcelConfig:
         centre_crs: CRS of ``centre``.
     """
 
-    widths: dict[str, float] = field(default_factory=dict)
+    widths: dict[str, float] | None = field(default_factory=dict)
     default_width_m: float = 8.0
     class_col: str = "road_class"
     width_col: str = "width_m"
@@ -155,11 +155,13 @@ def road_widths(roads: pd.DataFrame, cfg: ParcelConfig | None = None) -> np.ndar
     Unknown classes (and missing values) get ``cfg.default_width_m`` and one warning.
     """
     cfg = cfg or ParcelConfig()
-    table = {**DEFAULT_WIDTHS_M, **{str(k): float(v) for k, v in cfg.widths.items()}}
+    table = {**DEFAULT_WIDTHS_M, **{str(k): float(v) for k, v in (cfg.widths or {}).items()}}
     n = len(roads)
     widths = np.full(n, np.nan)
-    class_col = cfg.class_col if cfg.class_col in roads.columns else (
-        "highway" if "highway" in roads.columns else None
+    class_col = (
+        cfg.class_col
+        if cfg.class_col in roads.columns
+        else ("highway" if "highway" in roads.columns else None)
     )
     if class_col is not None:
         classes = roads[class_col].astype("object").where(roads[class_col].notna(), None)
@@ -174,8 +176,15 @@ def road_widths(roads: pd.DataFrame, cfg: ParcelConfig | None = None) -> np.ndar
         if class_col is None:
             what = f"no {cfg.class_col!r} or 'highway' column"
         else:
-            names = pd.unique(roads.loc[unknown, class_col].astype(str))[:5]
-            what = f"unknown road classes ({', '.join(names)})"
+            values = roads.loc[unknown, class_col].tolist()
+            names = list(
+                dict.fromkeys(
+                    "<missing>" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                    for v in values
+                )
+            )
+            more = ", ..." if len(names) > 5 else ""
+            what = f"unknown road classes ({', '.join(names[:5])}{more})"
         warnings.warn(
             f"{int(unknown.sum())} roads with {what}; using the default width "
             f"{cfg.default_width_m:g} m",
@@ -218,7 +227,7 @@ def generate_parcels(
     if not usable.any():
         raise InputError("roads", "no road lines to build parcels from (the layer is empty)")
     roads = roads.loc[usable]
-    metric = to_metric(roads, cfg.crs)
+    metric = to_metric(roads, cfg.crs if cfg.crs is not None else _utm_zone(roads))
     crs = metric.crs
     widths = road_widths(metric, cfg)
     keep = widths > 0
@@ -231,7 +240,9 @@ def generate_parcels(
     buffers = shapely.buffer(lines, half, quad_segs=cfg.quad_segs)
     touching = shapely.intersects(buffers, area)
     if not touching.any():
-        raise InputError("boundary", "no road meets the boundary; check that both cover the same area")
+        raise InputError(
+            "boundary", "no road meets the boundary; check that both cover the same area"
+        )
     roads_union = shapely.union_all(buffers[touching])
     blocks = shapely.get_parts(shapely.difference(area, roads_union))
     parcels = _open(blocks, cfg.clean_m)
@@ -257,6 +268,23 @@ def generate_parcels(
         crs=crs,
     )
     return out
+
+
+def _utm_zone(gdf: gpd.GeoDataFrame) -> CRS | None:
+    """The WGS 84 UTM zone at the centre of a geographic layer; None to let to_metric decide.
+
+    The standard 6-degree zone (no Norway/Svalbard exceptions), as geopandas'
+    ``estimate_utm_crs`` picks, without its ~0.25 s query of the PROJ database.
+    """
+    crs = gdf.crs
+    if crs is None or not CRS.from_user_input(crs).is_geographic:
+        return None
+    lon0, lat0, lon1, lat1 = gdf.to_crs(4326).total_bounds
+    lon, lat = (lon0 + lon1) / 2, (lat0 + lat1) / 2
+    if not (np.isfinite(lon) and np.isfinite(lat)) or abs(lat) > 84:
+        return None  # polar: leave it to to_metric
+    zone = min(max(int((lon + 180) // 6) + 1, 1), 60)
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
 
 
 def _boundary_polygon(

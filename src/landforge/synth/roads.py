@@ -48,8 +48,8 @@ def _keep_probability(road_class: str, d: np.ndarray) -> np.ndarray:
     if road_class in ("primary", "secondary"):
         return np.where(d < 0.95, 1.0, 0.7)
     if road_class == "tertiary":
-        return np.clip(1.25 - 0.8 * d, 0.35, 1.0)
-    return np.clip(1.05 - 1.25 * d, 0.04, 0.92)
+        return np.clip(1.3 - 0.6 * d, 0.5, 1.0)
+    return np.clip(1.15 - 1.1 * d, 0.05, 0.95)
 
 
 def _polyline(frame: CityFrame, x: np.ndarray, y: np.ndarray) -> LineString:
