@@ -265,6 +265,7 @@ class EvaluateStage(StageConfig):
     pred: str
     truth: str
     taxonomy: str | None = None
+    classes: dict[int, str] | None = None  # explicit {value: name}, e.g. with background
     ignore: list[int] = []
     pred_col: str | None = None
     truth_col: str | None = None
@@ -286,7 +287,8 @@ def evaluate(cfg: EvaluateStage, ctx: StageContext) -> StageResult:
             cfg.pred, cfg.truth, pred_col=cfg.pred_col, truth_col=cfg.truth_col, key=cfg.key
         )
     else:
-        metrics = evaluate_rasters(cfg.pred, cfg.truth, classes=cfg.taxonomy, ignore=cfg.ignore)
+        classes = cfg.classes if cfg.classes is not None else cfg.taxonomy
+        metrics = evaluate_rasters(cfg.pred, cfg.truth, classes=classes, ignore=cfg.ignore)
     write_metrics(metrics, cfg.out)
     keys = ("overall_accuracy", "kappa", "miou", "fwiou")
     return StageResult({k: metrics[k] for k in keys if k in metrics})
