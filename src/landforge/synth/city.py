@@ -290,9 +290,11 @@ def _write_boundary(path: Path, frame: CityFrame, crs: CRS) -> None:
         },
         geometry=list(frame.districts), crs=crs,
     )
-    # two layers in one file: the first (default) is the boundary, then its districts
+    # separate files: a single-layer boundary opens without a layer name everywhere
     whole.to_file(path, layer="boundary", driver="GPKG", engine="pyogrio")
-    districts.to_file(path, layer="districts", driver="GPKG", engine="pyogrio", append=False)
+    districts.to_file(
+        path.with_name("districts.gpkg"), layer="districts", driver="GPKG", engine="pyogrio"
+    )
 
 
 def _write_labels(

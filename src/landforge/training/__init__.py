@@ -1,22 +1,19 @@
 """landforge.training: losses, augmentation, the Lightning task and ``train(cfg)``.
 
-``train`` and ``TrainConfig`` are imported lazily so ``import landforge.training.losses``
-does not pull in Lightning.
+Use ``from landforge.training.train import train`` (the submodule ``train`` shadows any
+package-level function of the same name). ``TrainConfig`` and ``load_train_config`` are
+re-exported lazily so ``import landforge.training.losses`` does not pull in Lightning.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TrainConfig", "load_train_config", "train"]
+__all__ = ["TrainConfig", "load_train_config"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "train":
-        from landforge.training.train import train
-
-        return train
-    if name in ("TrainConfig", "load_train_config"):
+    if name in __all__:
         from landforge.training import config
 
         return getattr(config, name)

@@ -1,0 +1,581 @@
+"""Chip store: an image (+ extra bands) and label rasters cut into training chips.
+
+A chip store is a directory::
+
+    STORE/index.parquet   GeoParquet, one row per chip: chip_id, file, row, col, height,
+                          width, block_row, block_col, split, valid_fraction, per-label
+                          class counts (``<label>_<value>``), geometry = chip bounds
+                          (CRS of the image)
+    STORE/chips/<chip_id>.npz
+                          ``image`` (C,H,W: image bands, then extra bands), one (H,W)
+                          array per label, and ``valid`` (H,W uint8) when some pixels
+                          are nodata; read with ``np.load(..., allow_pickle=False)``
+    STORE/stats.json      per-band mean / std / p2 / p98 over the image's valid pixels
+    STORE/meta.json       image, extras and label paths, band and label names, gsd,
+                          CRS (WKT), chip size, stride, sampler, split settings
+
+It is written atomically: a failed run leaves no half store behind.
+
+Splits are spatial blocks (as in raster-vision and torchgeo's block splits): chips are
+grouped into blocks of ``block_size`` x ``block_size`` chip positions and whole blocks
+are assigned to train / val / test at random (seeded) in the requested ratios, so
+neighbouring chips, which share texture and objects, do not leak across splits. With
+``stride < size`` chips on either side of a block border still overlap a little.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+from torch.utils.data import Dataset
+
+from landforge.errors import InputError
+from landforge.io.atomic import atomic_dir
+from landforge.io.raster import RasterGrid, check_same_grid, iter_blocks, open_raster, read_grid
+
+__all__ = [
+    "build_chips",
+    "load_chip",
+    "read_index",
+    "read_stats",
+    "read_meta",
+    "plot_chip",
+    "ChipDataset",
+    "SAMPLERS",
+    "DEFAULT_SPLIT",
+]
+
+SAMPLERS = ("grid",)
+"""Window samplers available now (``random`` and ``poisson`` are planned: each is a
+function ``(grid, size, stride) -> iterator of (row, col)`` in ``_SAMPLER_FUNCS``)."""
+
+DEFAULT_SPLIT: dict[str, Any] = {"train": 0.6, "val": 0.2, "test": 0.2, "block_size": 4}
+
+_STATS_SAMPLE = 1_000_000  # pixels per band kept for the percentiles
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def build_chips(
+    image: str | os.PathLike[str],
+    labels: Mapping[str, str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    extras: Sequence[str | os.PathLike[str]] = (),
+    bands: Sequence[int] | None = None,
+    size: int = 256,
+    stride: int | None = None,
+    sampler: str = "grid",
+    split: Mapping[str, Any] | None = None,
+    min_valid: float = 0.5,
+    seed: int = 0,
+) -> Path:
+    """Cut ``image`` (+ ``extras``) and ``labels`` into a chip store at ``out_dir``.
+
+    Args:
+        image: multi-band image; band descriptions become band names.
+        labels: label name -> single-band integer raster on the image grid
+            (e.g. ``{"footprint": "footprint.tif", "use": "building_use.tif"}``).
+        out_dir: the store directory (replaced atomically if it exists).
+        extras: further rasters on the image grid (e.g. POI probability maps); their
+            bands are stacked after the image bands.
+        bands: 1-based image bands to use (e.g. ``[1, 2, 3]`` for RGB of an RGB+NIR
+            image); default all. Extras always contribute all their bands.
+        size: chip side in pixels.
+        stride: step between chips (default ``size``: no overlap). Pixels in the last
+            strip narrower than ``size`` are not chipped.
+        sampler: ``"grid"`` (regular windows).
+        split: None (every chip in ``train``) or ratios per split name plus an optional
+            ``block_size`` (chip positions per block side, default 4), e.g.
+            ``{"train": 0.6, "val": 0.2, "test": 0.2, "block_size": 4}``.
+        min_valid: smallest fraction of valid pixels a chip needs (nodata: all bands
+            of the image, or of an extra, are nodata; or a band is NaN).
+        seed: seeds the block shuffle and the percentile sample.
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        InputError: a missing or unreadable raster, a raster on another grid (naming
+            it), a bad option, or no chip passing ``min_valid``.
+    """
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    image = Path(image)
+    stride = size if stride is None else int(stride)
+    if size < 1:
+        raise InputError("--size", f"chip size must be positive, got {size}")
+    if stride < 1:
+        raise InputError("--stride", f"stride must be positive, got {stride}")
+    if sampler not in SAMPLERS:
+        raise InputError(
+            "--sampler", f"unknown sampler {sampler!r}; available: {', '.join(SAMPLERS)}"
+        )
+    if not 0.0 <= min_valid <= 1.0:
+        raise InputError("--min-valid", f"must be between 0 and 1, got {min_valid}")
+    if not labels:
+        raise InputError("--labels", "give at least one label raster, e.g. footprint=mask.tif")
+    for name in labels:
+        if not name.isidentifier() or name in ("image", "valid"):
+            raise InputError(
+                "--labels", f"label name {name!r} must be a plain identifier other than image/valid"
+            )
+    ratios, block_size = _parse_split(split)
+
+    grid = read_grid(image)
+    extras = [Path(e) for e in extras]
+    label_paths = {name: Path(p) for name, p in labels.items()}
+    for other in [*extras, *label_paths.values()]:
+        check_same_grid(grid, other)
+    for name, p in label_paths.items():
+        with open_raster(p) as src:
+            if src.count != 1:
+                raise InputError(p, f"label {name!r} must have one band, found {src.count}")
+            if not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
+                raise InputError(p, f"label {name!r} must be an integer raster ({src.dtypes[0]})")
+    if grid.height < size or grid.width < size:
+        raise InputError(
+            image, f"raster {grid.width}x{grid.height} is smaller than one {size}x{size} chip"
+        )
+
+    sources = [image, *extras]
+    with open_raster(image) as src:
+        n_image = src.count
+    if bands is not None:
+        bands = [int(b) for b in bands]
+        bad = [b for b in bands if not 1 <= b <= n_image]
+        if not bands or bad:
+            raise InputError(
+                "--bands", f"image {image.name} has bands 1..{n_image}; cannot use {bad or bands}"
+            )
+    indexes: list[list[int]] = [list(bands) if bands else list(range(1, n_image + 1))]
+    for p in extras:
+        with open_raster(p) as src:
+            indexes.append(list(range(1, src.count + 1)))
+    band_names = _band_names(sources, indexes)
+    dtype = np.result_type(*[_dtype(p, ix) for p, ix in zip(sources, indexes, strict=True)])
+    stats = _band_stats(sources, indexes, grid, band_names, seed)
+
+    positions = list(_SAMPLER_FUNCS[sampler](grid, size, stride))
+
+    records: list[dict[str, Any]] = []
+    from landforge.progress import track
+
+    with atomic_dir(out_dir) as tmp, contextlib.ExitStack() as files:
+        opened = [files.enter_context(open_raster(p)) for p in sources]
+        opened_labels = {n: files.enter_context(open_raster(p)) for n, p in label_paths.items()}
+        (tmp / "chips").mkdir()
+        for row, col in track(positions, "cutting chips"):
+            window = Window(col, row, size, size)
+            img, valid = _read_stack(opened, indexes, window)
+            fraction = float(valid.mean())
+            if fraction < min_valid or fraction == 0.0:
+                continue
+            chip_id = f"r{row:06d}_c{col:06d}"
+            arrays: dict[str, np.ndarray] = {"image": np.where(valid, img, 0).astype(dtype)}
+            counts: dict[str, int] = {}
+            for name, src in opened_labels.items():
+                lab = src.read(1, window=window)
+                arrays[name] = lab
+                values, n = np.unique(lab[valid], return_counts=True)
+                counts.update({f"{name}_{int(v)}": int(c) for v, c in zip(values, n, strict=True)})
+            if fraction < 1.0:
+                arrays["valid"] = valid.astype(np.uint8)
+            np.savez_compressed(tmp / "chips" / f"{chip_id}.npz", **arrays)
+            block = (row // (stride * block_size), col // (stride * block_size))
+            x0, y0 = grid.transform @ (col, row + size)
+            x1, y1 = grid.transform @ (col + size, row)
+            records.append(
+                {
+                    "chip_id": chip_id,
+                    "file": f"chips/{chip_id}.npz",
+                    "row": row,
+                    "col": col,
+                    "height": size,
+                    "width": size,
+                    "block_row": block[0],
+                    "block_col": block[1],
+                    "valid_fraction": fraction,
+                    **counts,
+                    "geometry": box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)),
+                }
+            )
+        if not records:
+            raise InputError(
+                image, f"no chip has at least {min_valid:.0%} valid pixels; lower --min-valid"
+            )
+        # Blocks are split after nodata chips are dropped, so every split gets blocks
+        # that hold chips.
+        blocks = sorted({(r["block_row"], r["block_col"]) for r in records})
+        block_split = _assign_blocks(blocks, ratios, np.random.default_rng(seed))
+        for r in records:
+            r["split"] = block_split[(r["block_row"], r["block_col"])]
+        index = gpd.GeoDataFrame(records, geometry="geometry", crs=grid.crs)
+        count_cols = sorted(
+            (c for c in index.columns if any(c.startswith(f"{n}_") for n in label_paths)),
+            key=_count_key,
+        )
+        index[count_cols] = index[count_cols].fillna(0).astype("int64")
+        fixed = [c for c in index.columns if c not in count_cols and c != "geometry"]
+        index = index[[*fixed, *count_cols, "geometry"]]
+        index.to_parquet(tmp / "index.parquet")
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
+        meta = {
+            "image": str(image.resolve()),
+            "image_bands": indexes[0],
+            "extras": [str(p.resolve()) for p in extras],
+            "labels": {n: str(p.resolve()) for n, p in label_paths.items()},
+            "bands": band_names,
+            "label_names": list(label_paths),
+            "dtype": np.dtype(dtype).name,
+            "gsd": float(grid.res[0]),
+            "crs": grid.crs.to_wkt() if grid.crs else None,
+            "transform": list(grid.transform)[:6],
+            "width": grid.width,
+            "height": grid.height,
+            "size": size,
+            "stride": stride,
+            "sampler": sampler,
+            "min_valid": min_valid,
+            "split": {**ratios, "block_size": block_size} if split is not None else None,
+            "seed": seed,
+            "n_chips": len(index),
+            "splits": {k: int(v) for k, v in index["split"].value_counts().items()},
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    return Path(out_dir)
+
+
+def _count_key(col: str) -> tuple[str, int]:
+    name, _, value = col.rpartition("_")
+    return (name, int(value))
+
+
+def _parse_split(split: Mapping[str, Any] | None) -> tuple[dict[str, float], int]:
+    if split is None:
+        return {"train": 1.0}, 1
+    split = dict(split)
+    block_size = split.pop("block_size", 4)
+    if (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, int | float)
+        or block_size != int(block_size)
+        or block_size < 1
+    ):
+        raise InputError("split.block_size", f"must be a positive integer, got {block_size!r}")
+    block_size = int(block_size)
+    ratios: dict[str, float] = {}
+    for name, value in split.items():
+        try:
+            ratios[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"split.{name}", f"ratio must be a number, got {value!r}") from None
+        if ratios[str(name)] < 0:
+            raise InputError(f"split.{name}", f"ratio must not be negative, got {value!r}")
+    total = sum(ratios.values())
+    if not ratios or total <= 0:
+        raise InputError("split", "give at least one positive ratio, e.g. train=0.8,val=0.2")
+    return {k: v / total for k, v in ratios.items()}, block_size
+
+
+def _assign_blocks(
+    blocks: list[tuple[int, int]], ratios: Mapping[str, float], rng: np.random.Generator
+) -> dict[tuple[int, int], str]:
+    """Shuffle blocks and give each split its share (largest remainder, at least one
+    block for every split with a positive ratio while there are blocks to give)."""
+    n = len(blocks)
+    names = list(ratios)
+    exact = np.array([ratios[k] * n for k in names])
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
+        counts[i] += 1
+    for i in np.argsort(-exact, kind="stable"):  # starved splits borrow from the largest
+        if counts[i] == 0 and exact[i] > 0:
+            donor = int(np.argmax(counts))
+            if counts[donor] > 1:
+                counts[donor] -= 1
+                counts[i] += 1
+    order = rng.permutation(n)
+    out: dict[tuple[int, int], str] = {}
+    start = 0
+    for name, c in zip(names, counts, strict=True):
+        for j in order[start : start + c]:
+            out[blocks[j]] = name
+        start += c
+    return out
+
+
+def _grid_windows(grid: RasterGrid, size: int, stride: int) -> Iterator[tuple[int, int]]:
+    for row in range(0, grid.height - size + 1, stride):
+        for col in range(0, grid.width - size + 1, stride):
+            yield row, col
+
+
+_SAMPLER_FUNCS = {"grid": _grid_windows}
+
+
+def _dtype(path: Path, indexes: Sequence[int]) -> np.dtype[Any]:
+    with open_raster(path) as src:
+        return np.result_type(*[src.dtypes[b - 1] for b in indexes])
+
+
+def _band_names(sources: Sequence[Path], indexes: Sequence[Sequence[int]]) -> list[str]:
+    names: list[str] = []
+    for i, (p, bands) in enumerate(zip(sources, indexes, strict=True)):
+        with open_raster(p) as src:
+            for b in bands:
+                desc = src.descriptions[b - 1]
+                name = desc or (f"b{b}" if i == 0 else f"{p.stem}_{b}" if src.count > 1 else p.stem)
+                base, k = name, 2
+                while name in names:
+                    name, k = f"{base}_{k}", k + 1
+                names.append(name)
+    return names
+
+
+def _read_stack(
+    sources: Sequence[Any], indexes: Sequence[Sequence[int]], window: Window
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bands, rows, cols) stacked over open ``sources`` and the mask of valid pixels.
+
+    As in inference: a pixel is nodata when all (selected) bands of a source are
+    nodata there (GDAL's dataset-mask rule) or any band is NaN, in any source.
+    """
+    parts, valid = [], None
+    for src, bands in zip(sources, indexes, strict=True):
+        try:
+            arr = src.read(list(bands), window=window, masked=True)
+        except RasterioIOError as exc:
+            raise InputError(src.name, f"cannot read pixels ({str(exc)[:200]})") from None
+        mask = ~np.ma.getmaskarray(arr).all(axis=0)
+        if np.issubdtype(arr.dtype, np.floating):
+            mask &= ~np.isnan(np.ma.getdata(arr)).any(axis=0)
+        valid = mask if valid is None else valid & mask
+        parts.append(np.ma.getdata(arr))
+    assert valid is not None
+    return np.concatenate(parts, axis=0), valid
+
+
+def _band_stats(
+    sources: Sequence[Path],
+    indexes: Sequence[Sequence[int]],
+    grid: RasterGrid,
+    band_names: Sequence[str],
+    seed: int,
+) -> dict[str, Any]:
+    """Per-band mean/std (exact, float64 sums) and p2/p98 (from a seeded sample of at
+    most ~1e6 valid pixels) over pixels valid in every source, read by blocks."""
+    rng = np.random.default_rng(seed)
+    nb = len(band_names)
+    # Chan et al.'s pairwise merge of per-block (count, mean, M2): exact and free of the
+    # cancellation a global sum of squares suffers on large-valued bands.
+    count = 0
+    mean = np.zeros(nb)
+    m2 = np.zeros(nb)
+    keep = min(1.0, _STATS_SAMPLE / max(1, grid.width * grid.height))
+    samples: list[np.ndarray] = []
+    with contextlib.ExitStack() as files:
+        opened = [files.enter_context(open_raster(p)) for p in sources]
+        for window in iter_blocks(grid, 1024):
+            img, valid = _read_stack(opened, indexes, window)
+            pix = img[:, valid].astype(np.float64)  # (bands, n)
+            n = pix.shape[1]
+            if n == 0:
+                continue
+            block_mean = pix.mean(axis=1)
+            block_m2 = ((pix - block_mean[:, None]) ** 2).sum(axis=1)
+            delta = block_mean - mean
+            total = count + n
+            mean = mean + delta * (n / total)
+            m2 = m2 + block_m2 + delta**2 * (count * n / total)
+            count = total
+            take = rng.random(n) < keep if keep < 1.0 else slice(None)
+            samples.append(pix[:, take])
+    if count == 0:
+        raise InputError(sources[0], "raster has no valid pixel (all nodata)")
+    std = np.sqrt(m2 / count)
+    sample = np.concatenate(samples, axis=1)
+    p2, p98 = np.percentile(sample, [2, 98], axis=1)
+    return {
+        "bands": list(band_names),
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "p2": [float(v) for v in p2],
+        "p98": [float(v) for v in p98],
+        "valid_pixels": int(count),
+    }
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _store(store_dir: str | os.PathLike[str]) -> Path:
+    p = Path(store_dir)
+    if not (p / "index.parquet").is_file():
+        raise InputError(p, "not a chip store (no index.parquet); build one with `landforge chips`")
+    return p
+
+
+def read_index(store_dir: str | os.PathLike[str]) -> Any:
+    """The chip index of a store as a GeoDataFrame."""
+    import geopandas as gpd
+
+    return gpd.read_parquet(_store(store_dir) / "index.parquet")
+
+
+def read_stats(store_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``stats.json`` of a store: bands, mean, std, p2, p98."""
+    return json.loads((_store(store_dir) / "stats.json").read_text())
+
+
+def read_meta(store_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``meta.json`` of a store."""
+    return json.loads((_store(store_dir) / "meta.json").read_text())
+
+
+def load_chip(store_dir: str | os.PathLike[str], chip_id: str) -> dict[str, np.ndarray]:
+    """The arrays of one chip (``image``, one per label, ``valid``), never unpickled."""
+    path = Path(store_dir) / "chips" / f"{chip_id}.npz"
+    if not path.is_file():
+        raise InputError(path, "chip file does not exist")
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    if "valid" not in arrays:
+        arrays["valid"] = np.ones(arrays["image"].shape[1:], dtype=np.uint8)
+    return arrays
+
+
+def plot_chip(
+    chip: Mapping[str, Any],
+    rgb: Sequence[int] = (0, 1, 2),
+    stats: Mapping[str, Any] | None = None,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Any:
+    """A matplotlib Figure: the chip's RGB bands beside each of its label masks.
+
+    Args:
+        chip: a chip from :func:`load_chip` or a :class:`ChipDataset` sample (numpy
+            arrays or tensors; ``image`` (C,H,W) plus label arrays).
+        rgb: band indices shown as red, green, blue.
+        stats: store stats; their p2/p98 stretch the bands (otherwise the chip's own
+            2nd/98th percentiles do).
+        labels: label keys to draw (default: every 2-D array except ``valid``).
+        title: figure title.
+    """
+    from matplotlib.figure import Figure
+
+    arrays = {
+        k: np.asarray(v.detach().cpu() if hasattr(v, "detach") else v) for k, v in chip.items()
+    }
+    image = arrays["image"].astype(np.float64)
+    bands = [min(b, image.shape[0] - 1) for b in rgb]
+    shown = image[bands]
+    if stats is not None:
+        lo = np.array([stats["p2"][b] for b in bands])[:, None, None]
+        hi = np.array([stats["p98"][b] for b in bands])[:, None, None]
+    else:
+        lo = np.percentile(shown, 2, axis=(1, 2))[:, None, None]
+        hi = np.percentile(shown, 98, axis=(1, 2))[:, None, None]
+    shown = np.clip((shown - lo) / np.maximum(hi - lo, 1e-9), 0, 1).transpose(1, 2, 0)
+    names = (
+        list(labels)
+        if labels is not None
+        else [k for k, v in arrays.items() if k not in ("image", "valid") and v.ndim == 2]
+    )
+    fig = Figure(figsize=(3 * (1 + len(names)), 3.2), layout="constrained")
+    axes = fig.subplots(1, 1 + len(names), squeeze=False)[0]
+    axes[0].imshow(shown)
+    axes[0].set_title("image")
+    for ax, name in zip(axes[1:], names, strict=True):
+        mask = arrays[name].astype(np.float64)
+        mask = np.ma.masked_less(mask, 0)  # ignored pixels stay blank
+        ax.imshow(mask, cmap="tab10", vmin=0, vmax=9, interpolation="nearest")
+        ax.set_title(name)
+    for ax in axes:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+class ChipDataset(Dataset):
+    """A torch Dataset over one split of a chip store.
+
+    Each item is ``{"image": float32 (C,H,W), <label>: int64 (H,W), ...}``. The image is
+    normalised by the store's per-band mean/std (``normalise=True``); nodata pixels are
+    0 in the image and ``ignore_index`` in every label. With ``augment=True`` one random
+    square symmetry (flips, 90° rotations, transpose) is applied to image and labels
+    alike.
+
+    Args:
+        store_dir: a store written by :func:`build_chips`.
+        split: split name, or None for every chip.
+        augment: apply synchronised random flips / rotations.
+        normalise: subtract mean and divide by std per band.
+        ignore_index: label value of nodata pixels.
+    """
+
+    def __init__(
+        self,
+        store_dir: str | os.PathLike[str],
+        split: str | None = "train",
+        augment: bool = False,
+        normalise: bool = True,
+        ignore_index: int = -100,
+    ) -> None:
+        self.store_dir = _store(store_dir)
+        index = read_index(self.store_dir)
+        if split is not None:
+            index = index[index["split"] == split]
+        self.index = index.reset_index(drop=True)
+        self.split = split
+        self.stats = read_stats(self.store_dir)
+        self.meta = read_meta(self.store_dir)
+        self.label_names: list[str] = list(self.meta["label_names"])
+        self.band_names: list[str] = list(self.stats["bands"])
+        self.augment = augment
+        self.normalise = normalise
+        self.ignore_index = ignore_index
+        self._mean = np.asarray(self.stats["mean"], dtype=np.float32)[:, None, None]
+        std = np.asarray(self.stats["std"], dtype=np.float32)
+        self._std = np.where(std > 0, std, 1.0).astype(np.float32)[:, None, None]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from landforge.training.augment import random_dihedral
+
+        chip = load_chip(self.store_dir, str(self.index.at[i, "chip_id"]))
+        valid = chip["valid"].astype(bool)
+        image = chip["image"].astype(np.float32)
+        if self.normalise:
+            image = (image - self._mean) / self._std
+        image[:, ~valid] = 0.0
+        sample = {"image": torch.from_numpy(np.ascontiguousarray(image))}
+        for name in self.label_names:
+            lab = chip[name].astype(np.int64)
+            lab[~valid] = self.ignore_index
+            sample[name] = torch.from_numpy(lab)
+        if self.augment:
+            sample = random_dihedral(sample)
+        return sample
+
+    def plot(self, sample: Mapping[str, Any], title: str | None = None) -> Any:
+        """Plot a sample of this dataset (see :func:`plot_chip`); undoes normalisation."""
+        arrays = dict(sample)
+        image = np.asarray(arrays["image"])
+        if self.normalise:
+            arrays["image"] = image * self._std + self._mean
+        return plot_chip(arrays, stats=self.stats, labels=self.label_names, title=title)

@@ -1,0 +1,253 @@
+"""LightningModule for dict-output segmentation models (single- or multi-task).
+
+The module turns raw label rasters into per-head targets (see
+:class:`~landforge.training.config.HeadConfig`), scores the model's dict of logits with
+:class:`~landforge.training.losses.MultiTaskLoss`, and accumulates one confusion matrix
+per head during validation, from which IoU / mIoU / overall accuracy are logged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn as nn
+from lightning.pytorch.callbacks import Timer
+
+from landforge.errors import InputError
+from landforge.training.config import HeadConfig
+from landforge.training.losses import IGNORE_INDEX, HeadLoss, MultiTaskLoss
+
+__all__ = ["SegmentationTask", "make_targets", "confusion", "scores_from_confusion"]
+
+
+def make_targets(
+    batch: Mapping[str, torch.Tensor],
+    heads: Mapping[str, HeadConfig],
+    ignore_index: int = IGNORE_INDEX,
+) -> dict[str, torch.Tensor]:
+    """Per-head int64 targets from the raw label rasters of a batch.
+
+    Binary head: 1 where the label is one of the positive values, 0 elsewhere. K-class
+    head: class k where the label equals ``values[k]``, ignored elsewhere (so rci 0 =
+    background carries no use label). ``ignore_values`` and nodata stay ignored.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for name, head in heads.items():
+        if head.label not in batch:
+            raise InputError(
+                f"heads.{name}.label",
+                f"the chip store has no label {head.label!r} "
+                f"(labels: {', '.join(k for k in batch if k != 'image')})",
+            )
+        label = batch[head.label]
+        values = head.label_values()
+        if head.binary:
+            target = torch.isin(label, torch.tensor(values, device=label.device)).long()
+        else:
+            target = torch.full_like(label, ignore_index)
+            for k, v in enumerate(values):
+                target[label == v] = k
+        drop = label == ignore_index
+        for v in head.ignore_values:
+            drop |= label == v
+        out[name] = target.masked_fill(drop, ignore_index)
+    return out
+
+
+def confusion(
+    pred: torch.Tensor, target: torch.Tensor, n: int, ignore_index: int = IGNORE_INDEX
+) -> torch.Tensor:
+    """(n, n) confusion counts, rows = reference, columns = prediction."""
+    valid = target != ignore_index
+    idx = target[valid].long() * n + pred[valid].long()
+    return torch.bincount(idx, minlength=n * n).reshape(n, n)
+
+
+def scores_from_confusion(cm: torch.Tensor) -> dict[str, float]:
+    """Overall accuracy, per-class IoU and mean IoU (over classes present) of ``cm``."""
+    cm = cm.double()
+    tp = cm.diag()
+    total = cm.sum()
+    union = cm.sum(0) + cm.sum(1) - tp
+    iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+    present = ~torch.isnan(iou)
+    return {
+        "oa": float(tp.sum() / total) if total > 0 else float("nan"),
+        "miou": float(iou[present].mean()) if present.any() else float("nan"),
+        **{f"iou_{i}": float(v) for i, v in enumerate(iou)},
+    }
+
+
+class SegmentationTask(L.LightningModule):
+    """Train a registry model whose forward returns a dict of logits per head.
+
+    Args:
+        model: the network (``forward(x) -> {head: logits}``).
+        heads: head name -> :class:`HeadConfig`.
+        optimizer: ``adam`` or ``adamw``.
+        lr: learning rate.
+        weight_decay: decoupled (AdamW) or L2 (Adam) weight decay.
+        schedule: ``cosine`` (to 0 over ``total_steps``), ``poly`` (``(1 - t)^power``)
+            or ``constant``, stepped every batch.
+        total_steps: steps the schedule spans.
+        max_seconds: time budget of the run; the schedule ends with whichever of
+            ``total_steps`` and ``max_seconds`` comes first.
+        poly_power: exponent of the poly schedule.
+        channels_last: use channels-last memory format (only when on a GPU).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        heads: Mapping[str, HeadConfig],
+        optimizer: str = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        schedule: str = "cosine",
+        total_steps: int = 1000,
+        max_seconds: float | None = None,
+        poly_power: float = 0.9,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.heads = dict(heads)
+        self.loss = MultiTaskLoss(
+            {n: HeadLoss(h.loss, h.weight, h.mask_by) for n, h in self.heads.items()}
+        )
+        self.optimizer_name = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.total_steps = max(1, int(total_steps))
+        self.max_seconds = max_seconds
+        self.poly_power = poly_power
+        self.channels_last = channels_last
+        self._checked_outputs = False
+        self._cms: dict[str, torch.Tensor] = {}
+
+    # -- forward -----------------------------------------------------------------------
+
+    def _use_channels_last(self) -> bool:
+        return self.channels_last and self.device.type == "cuda"
+
+    def on_fit_start(self) -> None:
+        if self._use_channels_last():
+            self.model.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self._use_channels_last():
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)
+
+    def _check_outputs(self, outputs: Mapping[str, torch.Tensor]) -> None:
+        if self._checked_outputs:
+            return
+        for name, head in self.heads.items():
+            if name not in outputs:
+                raise InputError(
+                    f"heads.{name}",
+                    f"the model has no output {name!r} (outputs: {', '.join(outputs)})",
+                )
+            channels = outputs[name].shape[1]
+            want = 1 if head.binary else len(head.classes)
+            if channels != want:
+                raise InputError(
+                    f"heads.{name}.classes",
+                    f"{len(head.classes)} classes need {want} output channels, "
+                    f"the model gives {channels}",
+                )
+        self._checked_outputs = True
+
+    def _step(self, batch: Mapping[str, torch.Tensor]) -> tuple[Any, ...]:
+        outputs = self(batch["image"])
+        self._check_outputs(outputs)
+        targets = make_targets(batch, self.heads)
+        total, parts = self.loss(outputs, targets)
+        return total, parts, outputs, targets
+
+    # -- training ----------------------------------------------------------------------
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        total, parts, _, _ = self._step(batch)
+        n = batch["image"].shape[0]
+        self.log("train/loss", total, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
+        for name, value in parts.items():
+            self.log(f"train/{name}_loss", value, on_step=False, on_epoch=True, batch_size=n)
+        return total
+
+    def on_validation_epoch_start(self) -> None:
+        self._cms = {}
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        total, parts, outputs, targets = self._step(batch)
+        n = batch["image"].shape[0]
+        self.log("val/loss", total, prog_bar=True, on_epoch=True, batch_size=n)
+        for name, value in parts.items():
+            self.log(f"val/{name}_loss", value, on_epoch=True, batch_size=n)
+        for name, head in self.heads.items():
+            logits, target = outputs[name], targets[name]
+            if head.mask_by is not None:
+                target = target.masked_fill(targets[head.mask_by] != 1, IGNORE_INDEX)
+            if head.binary:
+                pred, k = (logits[:, 0] > 0).long(), 2
+            else:
+                pred, k = logits.argmax(1), logits.shape[1]
+            cm = confusion(pred, target, k).cpu()
+            self._cms[name] = cm if name not in self._cms else self._cms[name] + cm
+
+    def on_validation_epoch_end(self) -> None:
+        for name, head in self.heads.items():
+            if name not in self._cms:
+                continue
+            scores = scores_from_confusion(self._cms[name])
+            if head.binary:
+                value = scores["iou_1"]
+                if not math.isnan(value):
+                    self.log(f"val/{name}_iou", value)
+            else:
+                for key in ("oa", "miou"):
+                    if not math.isnan(scores[key]):
+                        self.log(f"val/{name}_{key}", scores[key])
+
+    # -- optimisation ------------------------------------------------------------------
+
+    def configure_optimizers(self) -> Any:
+        cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
+        return cls(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def schedule_progress(self) -> float:
+        """Fraction of training done: by steps, or by the time budget if that is ahead.
+
+        A time-budgeted run therefore still anneals to the end of its schedule when
+        the clock, not the epoch count, ends it. Lightning's Timer is restored on
+        resume, so the fraction carries over too.
+        """
+        progress = self.global_step / self.total_steps
+        if self.max_seconds:
+            timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None)
+            if timer is not None:
+                progress = max(progress, timer.time_elapsed() / self.max_seconds)
+        return min(progress, 1.0)
+
+    def lr_factor(self, progress: float) -> float:
+        """LR multiplier at ``progress`` in [0, 1]: cosine, poly ``(1 - t)^power`` or 1."""
+        if self.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        if self.schedule == "poly":
+            return (1.0 - progress) ** self.poly_power
+        return 1.0
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # The schedule is set here rather than by an LR scheduler so it can follow the
+        # time budget; it is a pure function of (step, elapsed time), so resuming needs
+        # no scheduler state.
+        lr = self.lr * self.lr_factor(self.schedule_progress())
+        optimizer = self.optimizers()
+        for group in optimizer.param_groups:  # type: ignore[union-attr]
+            group["lr"] = lr
+        self.log("train/lr", lr, on_step=True, on_epoch=False)
