@@ -43,8 +43,13 @@ def measure_osm(path: Path, centre: tuple[float, float]) -> dict[str, float]:
     blocks = blocks[shapely.area(blocks) > 200]
     return {
         "buildings_per_km2": float(len(buildings)),
-        "building_coverage_pct": float(100 * shapely.area(shapely.intersection(
-            buildings.geometry.to_numpy(), core)).sum() / core.area) if len(buildings) else 0.0,
+        "building_coverage_pct": float(
+            100
+            * shapely.area(shapely.intersection(buildings.geometry.to_numpy(), core)).sum()
+            / core.area
+        )
+        if len(buildings)
+        else 0.0,
         "pois_per_km2": float(len(pois)),
         "median_parcel_area_m2": float(np.median(shapely.area(blocks))) if len(blocks) else 0.0,
     }
@@ -52,7 +57,9 @@ def measure_osm(path: Path, centre: tuple[float, float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/osm")
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/osm"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size-m", type=float, default=3000.0)
     args = parser.parse_args()
@@ -61,8 +68,16 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        info = make_city(Path(tmp) / "city", seed=args.seed, size_m=args.size_m, t2=False,
-                         s2=False, s1=False, population=False, quiet=True)
+        info = make_city(
+            Path(tmp) / "city",
+            seed=args.seed,
+            size_m=args.size_m,
+            t2=False,
+            s2=False,
+            s1=False,
+            population=False,
+            quiet=True,
+        )
         rows.append((f"synthetic core (seed {args.seed}, {args.size_m:g} m)", info.stats["core"]))
         rows.append((f"synthetic periphery (seed {args.seed})", info.stats["periphery"]))
     for name, centre in CENTRES.items():

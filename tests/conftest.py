@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import landforge._compat  # noqa: F401  (first: makes torchvision importable on CPU torch)
 import pytest
+
+import landforge._compat  # noqa: F401  (first: makes torchvision importable on CPU torch)
 
 os.environ.setdefault("LANDFORGE_QUIET", "1")
 

@@ -24,6 +24,7 @@ __all__ = [
     "format_validation_error",
 ]
 
+
 class StageConfig(BaseModel):
     """Base class of every stage's configuration.
 
@@ -59,11 +60,11 @@ def _flatten_paths(value: Any) -> list[str]:
     return []
 
 
-def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML mapping safely; errors name the file and line."""
+def load_yaml(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
+    """Read a YAML mapping safely (``yaml.safe_load``); errors name the file and line."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(p, "config file does not exist")
+        raise InputError(p, f"{what} does not exist")
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:

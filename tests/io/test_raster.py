@@ -26,7 +26,11 @@ def test_cog_round_trip_keeps_crs_nodata_descriptions_and_colours(tmp_path):
     grid = _grid()
     data = np.random.default_rng(0).integers(0, 4, size=(1, 200, 300), dtype=np.uint8)
     path = write_cog(
-        tmp_path / "map.tif", data, grid, nodata=255, band_descriptions=["use"],
+        tmp_path / "map.tif",
+        data,
+        grid,
+        nodata=255,
+        band_descriptions=["use"],
         colormap={0: (0, 0, 0), 1: (230, 0, 0)},
     )
     with rasterio.open(path) as src:

@@ -81,7 +81,8 @@ def test_manifest_records_inputs_config_outputs_and_timings(tmp_path):
     assert on_disk["stages"].keys() == {"a", "b", "c"}
     b = on_disk["stages"]["b"]
     assert b["status"] == "done" and b["outputs"] == ["b.txt"]
-    assert list(b["inputs"].values())[0] == manifest["stages"]["b"]["inputs"][str(run / "a.txt")]
+    assert list(b["inputs"]) == ["a.txt"]
+    assert b["inputs"]["a.txt"] == manifest["stages"]["b"]["inputs"]["a.txt"]
     assert b["seconds"] >= 0 and b["config"] == {"src": "a.txt", "out": "b.txt"}
     assert on_disk["stages"]["a"]["summary"] == {"chars": 5}
 
@@ -119,6 +120,15 @@ def test_interrupted_run_resumes_at_first_unfinished_stage(tmp_path):
     assert CALLS == ["c"]
 
 
+def test_moved_run_directory_still_skips(tmp_path):
+    pipe = _pipeline(tmp_path)
+    run_pipeline(pipe, tmp_path / "run")
+    (tmp_path / "run").rename(tmp_path / "moved")
+    CALLS.clear()
+    run_pipeline(pipe, tmp_path / "moved")
+    assert CALLS == []
+
+
 def test_deleted_output_is_rebuilt(tmp_path):
     run = tmp_path / "run"
     pipe = _pipeline(tmp_path)
@@ -127,6 +137,17 @@ def test_deleted_output_is_rebuilt(tmp_path):
     CALLS.clear()
     run_pipeline(pipe, run)
     assert CALLS == ["b"]  # c's input is byte-identical again, so c stays done
+
+
+def test_nested_override_and_bad_override(tmp_path):
+    from landforge.pipeline.runner import load_pipeline
+
+    spec = load_pipeline(_pipeline(tmp_path), {"a.text": "xy"})
+    assert spec.stages[0].with_["text"] == "xy"
+    with pytest.raises(InputError, match="STAGE.FIELD"):
+        load_pipeline(_pipeline(tmp_path), {"nostage.x": 1})
+    with pytest.raises(InputError, match="not a mapping"):
+        load_pipeline(_pipeline(tmp_path), {"a.text.deeper": 1})
 
 
 def test_overrides_and_until(tmp_path):
@@ -140,10 +161,15 @@ def test_overrides_and_until(tmp_path):
     "body, needle",
     [
         ("name: t\nstages:\n  - {name: a, type: nope}\n", "unknown type 'nope'"),
-        ("name: t\nstages:\n  - {name: a, type: test_write, with: {out: x, colour: 1}}\n",
-         "stages.a.with.colour: unknown field"),
-        ("name: t\nstages:\n  - {name: a, type: test_write, with: {out: x}}\n"
-         "  - {name: a, type: test_write, with: {out: y}}\n", "duplicate stage name"),
+        (
+            "name: t\nstages:\n  - {name: a, type: test_write, with: {out: x, colour: 1}}\n",
+            "stages.a.with.colour: unknown field",
+        ),
+        (
+            "name: t\nstages:\n  - {name: a, type: test_write, with: {out: x}}\n"
+            "  - {name: a, type: test_write, with: {out: y}}\n",
+            "duplicate stage name",
+        ),
         ("name: [unclosed\n", "invalid YAML"),
     ],
 )

@@ -23,32 +23,75 @@ from landforge.synth.roads import road_buffers
 from .conftest import SMALL
 
 GAODE_IDS = {
-    "auto_service", "auto_dealers", "auto_repair", "motorcycle_service", "food_beverages",
-    "shopping", "daily_life_service", "sports_recreation", "medical_service", "accommodation",
-    "tourist_attraction", "commercial_house", "government_organization",
-    "science_culture_education", "transportation_service", "finance_insurance", "enterprises",
-    "road_furniture", "place_name_address", "public_facility", "incidents_events",
-    "indoor_facilities", "pass_facilities",
+    "auto_service",
+    "auto_dealers",
+    "auto_repair",
+    "motorcycle_service",
+    "food_beverages",
+    "shopping",
+    "daily_life_service",
+    "sports_recreation",
+    "medical_service",
+    "accommodation",
+    "tourist_attraction",
+    "commercial_house",
+    "government_organization",
+    "science_culture_education",
+    "transportation_service",
+    "finance_insurance",
+    "enterprises",
+    "road_furniture",
+    "place_name_address",
+    "public_facility",
+    "incidents_events",
+    "indoor_facilities",
+    "pass_facilities",
 }
 GBT_IDS = {
-    "residence_lodging", "resident_services", "catering", "wholesale_retail",
-    "vehicle_sales_service", "finance_insurance", "education_culture", "healthcare_social",
-    "sports_leisure", "government_public", "commercial_facilities", "research_institutes",
-    "primary_sector_services", "place_names_addresses", "enterprises_companies",
+    "residence_lodging",
+    "resident_services",
+    "catering",
+    "wholesale_retail",
+    "vehicle_sales_service",
+    "finance_insurance",
+    "education_culture",
+    "healthcare_social",
+    "sports_leisure",
+    "government_public",
+    "commercial_facilities",
+    "research_institutes",
+    "primary_sector_services",
+    "place_names_addresses",
+    "enterprises_companies",
     "transportation_warehousing",
 }
 ROAD_CLASSES = {"motorway", "trunk", "primary", "secondary", "tertiary", "residential", "service"}
-RASTERS = ["image.tif", "labels/landuse.tif", "labels/footprint.tif", "labels/building_use.tif",
-           "t2/image.tif", "t2/labels/landuse.tif", "t2/labels/footprint.tif",
-           "t2/labels/building_use.tif", "t2/change.tif"]
-VECTORS = ["boundary.gpkg", "roads.gpkg", "parcels.gpkg", "buildings.gpkg", "t2/parcels.gpkg",
-           "t2/buildings.gpkg"]
+RASTERS = [
+    "image.tif",
+    "labels/landuse.tif",
+    "labels/footprint.tif",
+    "labels/building_use.tif",
+    "t2/image.tif",
+    "t2/labels/landuse.tif",
+    "t2/labels/footprint.tif",
+    "t2/labels/building_use.tif",
+    "t2/change.tif",
+]
+VECTORS = [
+    "boundary.gpkg",
+    "roads.gpkg",
+    "parcels.gpkg",
+    "buildings.gpkg",
+    "t2/parcels.gpkg",
+    "t2/buildings.gpkg",
+]
 
 
 def _digest(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -63,8 +106,9 @@ def test_every_contract_file_is_written_and_opens_with_a_metric_crs(small_city_d
             assert src.profile["tiled"], name
     pois = gpd.read_parquet(small_city_dir / "pois.parquet")
     assert pois.crs.to_epsg() == 4326
-    assert {"poi_id", "lon", "lat", "name", "gaode_category", "gbt_category",
-            "parcel_id"} <= set(pois.columns)
+    assert {"poi_id", "lon", "lat", "name", "gaode_category", "gbt_category", "parcel_id"} <= set(
+        pois.columns
+    )
     assert len(list((small_city_dir / "s2").glob("*.tif"))) == SMALL["months"]
     assert len(list((small_city_dir / "s1").glob("*.tif"))) == SMALL["months"]
     meta = json.loads((small_city_dir / "city.json").read_text())
@@ -97,12 +141,14 @@ def test_parcels_are_valid_disjoint_and_clear_of_the_roads(small_city_dir: Path)
     assert parcels.is_valid.all()
     assert parcels["parcel_id"].is_unique
     assert set(parcels["use_primary"]) <= set("RBAMESX")
-    assert (parcels["value"] == parcels["use_primary"].map(
-        {"R": 1, "B": 2, "A": 3, "M": 4, "E": 5, "S": 6, "X": 7})).all()
+    assert (
+        parcels["value"]
+        == parcels["use_primary"].map({"R": 1, "B": 2, "A": 3, "M": 4, "E": 5, "S": 6, "X": 7})
+    ).all()
     assert (parcels["mixed"] == parcels["use_secondary_2"].notna()).all()
     geoms = parcels.geometry.to_numpy()
     overlap = sum(
-        shapely.area(shapely.intersection(geoms[i], geoms[i + 1:])).sum()
+        shapely.area(shapely.intersection(geoms[i], geoms[i + 1 :])).sum()
         for i in range(len(geoms) - 1)
     )
     assert overlap < 1.0  # m², precision-rounding slivers only
@@ -110,8 +156,10 @@ def test_parcels_are_valid_disjoint_and_clear_of_the_roads(small_city_dir: Path)
     assert shapely.intersection(shapely.union_all(geoms), roadbed).area < 5.0
     assert set(roads["road_class"]) <= ROAD_CLASSES
     assert (roads["width_m"] > 0).all()
-    assert abs(parcels.area.sum() + roadbed.intersection(boundary).area - boundary.area) \
+    assert (
+        abs(parcels.area.sum() + roadbed.intersection(boundary).area - boundary.area)
         < 0.02 * boundary.area
+    )
 
 
 def test_buildings_stand_inside_their_parcels(small_city_dir: Path) -> None:
@@ -170,23 +218,48 @@ def test_poi_noise_rates_on_a_larger_city(tmp_path: Path) -> None:
 
     frame = make_frame(1, 1500.0, 400000.0, 3400000.0)
     roads = make_roads(frame, 1)
-    parcels = assign_uses(make_parcels(frame, road_buffers(roads), make_lake(frame, 1)),
-                          roads, frame, 1)
+    parcels = assign_uses(
+        make_parcels(frame, road_buffers(roads), make_lake(frame, 1)), roads, frame, 1
+    )
     buildings = place_buildings(parcels, component_rng(1, "buildings"))
     pois = make_pois(parcels, buildings, frame.boundary, component_rng(1, "pois"), "EPSG:32650")
     pois = pois.to_crs("EPSG:32650")
     own = parcels.set_index("parcel_id").geometry
     assigned = pois[pois["parcel_id"] > 0]
-    inside = shapely.contains(own.loc[assigned["parcel_id"]].to_numpy(),
-                              assigned.geometry.to_numpy())
+    inside = shapely.contains(
+        own.loc[assigned["parcel_id"]].to_numpy(), assigned.geometry.to_numpy()
+    )
     outside_share = 1 - inside.mean()
     assert 0.05 < outside_share < 0.16  # ~10 % displaced onto the street
-    near = shapely.distance(own.loc[assigned["parcel_id"]].to_numpy(),
-                            assigned.geometry.to_numpy())
+    near = shapely.distance(own.loc[assigned["parcel_id"]].to_numpy(), assigned.geometry.to_numpy())
     assert near.max() < 15
     assert 0.005 < (pois["parcel_id"] == -1).mean() < 0.06
     with_poi = set(pois["parcel_id"])
     assert len(set(parcels["parcel_id"]) - with_poi) > 0.1 * len(parcels)  # missing POIs
+
+
+def test_the_centre_builds_densely_and_the_outskirts_do_not() -> None:
+    from landforge.synth.buildings import centrality, place_buildings
+    from landforge.synth.layout import component_rng, make_frame
+    from landforge.synth.parcels import assign_uses, make_lake, make_parcels
+    from landforge.synth.roads import make_roads
+
+    frame = make_frame(0, 3000.0, 400000.0, 3400000.0)
+    roads = make_roads(frame, 0)
+    parcels = assign_uses(
+        make_parcels(frame, road_buffers(roads), make_lake(frame, 0)), roads, frame, 0
+    )
+    dense = centrality(parcels, frame)
+    assert dense.max() == 1.0 and dense.min() == 0.0
+    inner = parcels[dense == 1.0]
+    plain = place_buildings(inner, component_rng(0, "buildings"))
+    packed = place_buildings(inner, component_rng(0, "buildings"), frame=frame)
+    assert packed.area.sum() > 1.2 * plain.area.sum()
+    assert packed.area.sum() / inner.area.sum() > 0.3  # a city centre, not a suburb
+    # still rectangles, each inside its own parcel
+    own = inner.set_index("parcel_id").geometry.loc[packed["parcel_id"]].to_numpy()
+    assert shapely.contains(own, packed.geometry.to_numpy()).all()
+    assert (shapely.get_num_coordinates(packed.geometry.to_numpy()) == 5).all()
 
 
 def test_population_is_high_at_night_in_homes_and_by_day_in_offices(small_city_dir: Path) -> None:
@@ -228,8 +301,20 @@ def test_sentinel_stacks_have_the_bands_and_vegetation_season(small_city_dir: Pa
     files = sorted((small_city_dir / "s2").glob("*.tif"))
     with rasterio.open(files[0]) as src:
         assert src.count == 13 and src.dtypes[0] == "uint16"
-        assert src.descriptions[:12] == ("B01", "B02", "B03", "B04", "B05", "B06", "B07",
-                                        "B08", "B8A", "B09", "B11", "B12")
+        assert src.descriptions[:12] == (
+            "B01",
+            "B02",
+            "B03",
+            "B04",
+            "B05",
+            "B06",
+            "B07",
+            "B08",
+            "B8A",
+            "B09",
+            "B11",
+            "B12",
+        )
         assert src.descriptions[12] == "cloud"
         assert src.res == (10.0, 10.0)
     with rasterio.open(sorted((small_city_dir / "s1").glob("*.tif"))[0]) as src:
@@ -252,8 +337,15 @@ def test_ndvi_of_cropland_peaks_in_summer() -> None:
 def test_same_seed_same_bytes_other_seed_other_city(small_city_dir: Path, tmp_path: Path) -> None:
     opts = dict(SMALL, s1=False, quiet=True)
     again = make_city(tmp_path / "again", seed=3, **opts)
-    other = make_city(tmp_path / "other", seed=4, t2=False, s2=False, population=False, **{
-        k: v for k, v in opts.items() if k not in ("s1",)}, s1=False)
+    other = make_city(
+        tmp_path / "other",
+        seed=4,
+        t2=False,
+        s2=False,
+        population=False,
+        **{k: v for k, v in opts.items() if k not in ("s1",)},
+        s1=False,
+    )
     a, b = _digest(small_city_dir), _digest(again.out_dir)
     shared = [k for k in b if k != "city.json"]
     assert all(a[k] == b[k] for k in shared), [k for k in shared if a[k] != b[k]]
@@ -263,8 +355,14 @@ def test_same_seed_same_bytes_other_seed_other_city(small_city_dir: Path, tmp_pa
 
 
 def test_user_mistakes_raise_input_error(tmp_path: Path) -> None:
-    for kwargs in ({"size_m": 0}, {"size_m": -3}, {"gsd": 0}, {"gsd": -1},
-                   {"crs": "EPSG:4326"}, {"mixed_rate": 2}):
+    for kwargs in (
+        {"size_m": 0},
+        {"size_m": -3},
+        {"gsd": 0},
+        {"gsd": -1},
+        {"crs": "EPSG:4326"},
+        {"mixed_rate": 2},
+    ):
         with pytest.raises(InputError):
             make_city(tmp_path / "x", **kwargs)
     blocker = tmp_path / "file"

@@ -11,8 +11,25 @@ from landforge.cli import main
 
 def test_synth_city_runs_and_writes_the_city(tmp_path: Path) -> None:
     out = tmp_path / "city"
-    rc = main(["synth", "city", "--out", str(out), "--seed", "1", "--size-m", "400",
-               "--gsd", "1.0", "--no-s2", "--no-s1", "--no-t2", "--no-population", "-q"])
+    rc = main(
+        [
+            "synth",
+            "city",
+            "--out",
+            str(out),
+            "--seed",
+            "1",
+            "--size-m",
+            "400",
+            "--gsd",
+            "1.0",
+            "--no-s2",
+            "--no-s1",
+            "--no-t2",
+            "--no-population",
+            "-q",
+        ]
+    )
     assert rc == 0
     assert (out / "image.tif").exists() and (out / "city.json").exists()
 

@@ -7,7 +7,20 @@ from pathlib import Path
 
 import typer
 
+from landforge.errors import InputError
+
 __all__ = ["register"]
+
+
+def _parse_bands(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise InputError(
+            "--bands", f"expected comma-separated band numbers, got {text!r}"
+        ) from None
 
 
 def predict(
@@ -43,6 +56,11 @@ def predict(
     ),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, "--threshold", help="Footprint probability threshold."),
+    bands: str | None = typer.Option(
+        None,
+        "--bands",
+        help="1-based image bands, e.g. 1,2,3 (default: matched to the model card by name).",
+    ),
 ) -> None:
     """Predict a land-use / building-use map over a raster of any size."""
     from landforge.inference.predictor import predict_raster
@@ -62,6 +80,7 @@ def predict(
         device=device,
         threshold=threshold,
         probs_dtype="uint8" if probs_uint8 else "float32",
+        bands=_parse_bands(bands),
     )
     skipped = summary["windows_skipped"]
     typer.echo(

@@ -39,7 +39,9 @@ def run(
     """Run a pipeline; finished stages are skipped and an interrupted run resumes."""
     from landforge.pipeline import run_pipeline
 
-    manifest = run_pipeline(pipeline, run_dir, force=force, until=until, overrides=_parse_sets(set_))
+    manifest = run_pipeline(
+        pipeline, run_dir, force=force, until=until, overrides=_parse_sets(set_)
+    )
     typer.echo(f"run directory: {manifest['run_dir']}")
 
 

@@ -22,7 +22,9 @@ def city(
     gsd: float = typer.Option(0.5, "--gsd", help="Pixel size of the image and labels, metres."),
     crs: str = typer.Option("EPSG:32650", "--crs", help="Projected metric CRS of the outputs."),
     mixed_rate: float = typer.Option(0.10, "--mixed-rate", help="Share of mixed-use parcels."),
-    change_rate: float = typer.Option(0.07, "--change-rate", help="Share of parcels changing by epoch 2."),
+    change_rate: float = typer.Option(
+        0.07, "--change-rate", help="Share of parcels changing by epoch 2."
+    ),
     months: int = typer.Option(25, "--months", help="Number of monthly Sentinel scenes."),
     no_t2: bool = typer.Option(False, "--no-t2", help="Skip the second epoch (t2/)."),
     no_s2: bool = typer.Option(False, "--no-s2", help="Skip the Sentinel-2 stack (s2/)."),
@@ -34,9 +36,19 @@ def city(
     from landforge.synth import make_city
 
     info = make_city(
-        out, seed=seed, size_m=size_m, gsd=gsd, crs=crs, mixed_rate=mixed_rate,
-        change_rate=change_rate, months=months, t2=not no_t2, s2=not no_s2, s1=not no_s1,
-        population=not no_population, quiet=quiet,
+        out,
+        seed=seed,
+        size_m=size_m,
+        gsd=gsd,
+        crs=crs,
+        mixed_rate=mixed_rate,
+        change_rate=change_rate,
+        months=months,
+        t2=not no_t2,
+        s2=not no_s2,
+        s1=not no_s1,
+        population=not no_population,
+        quiet=quiet,
     )
     core = info.stats["core"]
     typer.echo(

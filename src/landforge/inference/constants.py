@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["NODATA_CLASS", "PROB_SCALE", "CLASSES_TAG"]
+import json
+from typing import Any
+
+__all__ = ["NODATA_CLASS", "PROB_SCALE", "CLASSES_TAG", "tagged_class_names"]
 
 NODATA_CLASS = 255
 """Nodata of class maps (and of uint8 probabilities)."""
@@ -12,3 +15,14 @@ PROB_SCALE = 254
 
 CLASSES_TAG = "LANDFORGE_CLASSES"
 """GeoTIFF tag holding ``{"value": "class name"}`` as JSON."""
+
+
+def tagged_class_names(src: Any) -> dict[int, str] | None:
+    """``value -> name`` from a class map's ``LANDFORGE_CLASSES`` tag, if it has one."""
+    tag = src.tags().get(CLASSES_TAG)
+    if not tag:
+        return None
+    try:
+        return {int(k): str(v) for k, v in json.loads(tag).items()}
+    except (ValueError, AttributeError):
+        return None

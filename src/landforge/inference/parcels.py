@@ -11,7 +11,6 @@ wins the shared pixels. A parcel too small to contain a pixel centre gets no cla
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -25,7 +24,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from landforge.errors import InputError
-from landforge.inference.constants import CLASSES_TAG
+from landforge.inference.constants import tagged_class_names
 from landforge.io.raster import RasterGrid, check_same_grid, iter_blocks, open_raster
 
 __all__ = ["assign_parcels"]
@@ -94,12 +93,9 @@ def _class_names(
 ) -> dict[int, str]:
     if class_names:
         return {int(k): str(v) for k, v in class_names.items()}
-    tag = src.tags().get(CLASSES_TAG)
-    if tag:
-        try:
-            return {int(k): str(v) for k, v in json.loads(tag).items()}
-        except (ValueError, AttributeError):
-            pass
+    tagged = tagged_class_names(src)
+    if tagged:
+        return tagged
     found: set[int] = set()
     for win in iter_blocks(grid, block):
         found.update(int(v) for v in np.unique(src.read(1, window=win)))

@@ -274,6 +274,7 @@ def predict_raster(
     probs_dtype: str = "float32",
     pad_multiple: int = 32,
     quiet: bool = False,
+    bands: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Predict a class map (and optionally probabilities) over a raster of any size.
 
@@ -296,6 +297,9 @@ def predict_raster(
         threshold: footprint probability at or above which a pixel is a building.
         pad_multiple: windows are padded by reflection to a multiple of this.
         quiet: no progress bar.
+        bands: 1-based image bands to use; by default all of them or, when the image
+            has more bands than the model takes, those whose descriptions match the
+            band names in the model card (e.g. red, green, blue of an RGB+NIR image).
 
     Returns:
         A summary: window counts (predicted, skipped by the mask), pixel counts per
@@ -329,7 +333,7 @@ def predict_raster(
         if mask is not None:
             check_same_grid(grid, mask)
             mask_src = stack.enter_context(open_raster(mask))
-        _check_bands(card, image, sources)
+        indexes = _select_bands(card, image, sources, bands)
         mean = np.asarray(card.mean, dtype=np.float32)[:, None, None]
         std = np.asarray(card.std, dtype=np.float32)[:, None, None]
         std = np.where(std > 0, std, 1.0).astype(np.float32)
@@ -386,7 +390,7 @@ def predict_raster(
                 place(tile, _skipped_result(valid, plan, outputs, probs_dtype))
                 stats.add_skipped(valid)
                 continue
-            x, valid = _read_window(sources, tile.window, mean, std)
+            x, valid = _read_window(sources, tile.window, mean, std, indexes)
             pending.append((tile, x, valid))
             if len(pending) == batch:
                 _run_batch(run, pending)
@@ -615,9 +619,13 @@ def _read_window(
     window: Window,
     mean: np.ndarray,
     std: np.ndarray,
+    indexes: Sequence[list[int]],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised (C, h, w) float32 input and its (h, w) validity mask."""
-    parts = [src.read(window=window, out_dtype="float32") for src in sources]
+    parts = [
+        src.read(idx, window=window, out_dtype="float32")
+        for src, idx in zip(sources, indexes, strict=True)
+    ]
     x = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
     valid = _valid_mask(sources, window) & np.isfinite(x).all(axis=0)
     x = (x - mean) / std
@@ -644,14 +652,39 @@ def _mask_hits(mask_src: rasterio.io.DatasetReader, tile: Tile) -> bool:
     return bool(hit.any())
 
 
-def _check_bands(card: ModelCard, image: str | os.PathLike[str], sources: Sequence[Any]) -> None:
-    counts = [src.count for src in sources]
-    got = sum(counts)
+def _select_bands(
+    card: ModelCard,
+    image: str | os.PathLike[str],
+    sources: Sequence[Any],
+    bands: Sequence[int] | None,
+) -> list[list[int]]:
+    """1-based band indexes to read from each source, checked against the card."""
+    img = sources[0]
+    extra_count = sum(src.count for src in sources[1:])
+    if bands is not None:
+        bad = [b for b in bands if not 1 <= int(b) <= img.count]
+        if bad:
+            raise InputError("--bands", f"band(s) {bad} not in {image} ({img.count} bands)")
+        image_idx = [int(b) for b in bands]
+    else:
+        image_idx = list(range(1, img.count + 1))
+        want_image = len(card.bands) - extra_count
+        names = list(img.descriptions or ())
+        wanted = card.bands[:want_image] if want_image > 0 else []
+        if 0 < want_image < img.count and wanted and all(n in names for n in wanted):
+            # the card records band names: pick e.g. red, green, blue of an RGBN image
+            image_idx = [names.index(n) + 1 for n in wanted]
+    got = len(image_idx) + extra_count
     want = len(card.bands)
     if got != want:
-        names = ", ".join(card.bands[:4]) + (", ..." if want > 4 else "")
-        detail = f" (image {counts[0]} + extras {counts[1:]})" if len(counts) > 1 else ""
-        raise InputError(image, f"model wants {want} bands ({names}), got {got}{detail}")
+        shown = ", ".join(card.bands[:4]) + (", ..." if want > 4 else "")
+        detail = (
+            f" (image {len(image_idx)} + extras {[s.count for s in sources[1:]]})"
+            if len(sources) > 1
+            else ""
+        )
+        raise InputError(image, f"model wants {want} bands ({shown}), got {got}{detail}")
+    return [image_idx] + [list(range(1, src.count + 1)) for src in sources[1:]]
     if len(card.mean) != want or len(card.std) != want:
         raise InputError("model", "model card mean/std do not match its band list")
 

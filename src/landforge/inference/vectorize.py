@@ -17,7 +17,6 @@ building share their seam edges exactly, unioned, then mapped to the grid CRS.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -35,7 +34,7 @@ from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
 
 from landforge.errors import InputError
-from landforge.inference.constants import CLASSES_TAG
+from landforge.inference.constants import tagged_class_names
 from landforge.io.raster import RasterGrid, check_same_grid, open_raster
 
 __all__ = ["vectorize_buildings", "map_class_names"]
@@ -54,20 +53,12 @@ def map_class_names(
     if class_names:
         return {int(k): str(v) for k, v in class_names.items()}
     with open_raster(map_path) as src:
-        tag = src.tags().get(CLASSES_TAG)
-    if tag:
-        try:
-            return {int(k): str(v) for k, v in json.loads(tag).items()}
-        except (ValueError, AttributeError):
-            pass
-    try:
-        from landforge.taxonomy import load_classes
+        tagged = tagged_class_names(src)
+    if tagged:
+        return tagged
+    from landforge.taxonomy import load_classes
 
-        values = dict(load_classes("rci").label_values())
-        return {v: n for v, n in values.items() if v > 0}
-    except Exception:  # noqa: BLE001 - fall back to the contract's rci values
-        pass
-    return {1: "residential", 2: "commercial", 3: "industrial"}
+    return dict(load_classes("rci").label_values())
 
 
 def vectorize_buildings(

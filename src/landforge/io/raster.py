@@ -158,7 +158,8 @@ def check_same_grid(
     grid = read_grid(other, require_crs=False)
     if ref.shape != grid.shape:
         raise InputError(
-            other, f"grid {grid.width}x{grid.height} differs from reference {ref.width}x{ref.height}"
+            other,
+            f"grid {grid.width}x{grid.height} differs from reference {ref.width}x{ref.height}",
         )
     if ref.crs and grid.crs and ref.crs != grid.crs:
         raise InputError(other, f"CRS {grid.crs.to_string()} differs from {ref.crs.to_string()}")
@@ -166,9 +167,7 @@ def check_same_grid(
         raise InputError(other, "raster is misaligned with the reference grid (transform differs)")
 
 
-def iter_blocks(
-    grid: RasterGrid | tuple[int, int], block: int = 1024
-) -> Iterator[Window]:
+def iter_blocks(grid: RasterGrid | tuple[int, int], block: int = 1024) -> Iterator[Window]:
     """Windows of at most ``block`` x ``block`` covering the grid row by row."""
     height, width = grid.shape if isinstance(grid, RasterGrid) else grid
     for row in range(0, height, block):
@@ -222,9 +221,7 @@ def write_cog(
                     "BIGTIFF": "IF_SAFER",
                 }
                 if compress.upper() in {"DEFLATE", "LZW", "ZSTD"}:
-                    cog_profile["predictor"] = (
-                        3 if np.issubdtype(arr.dtype, np.floating) else 2
-                    )
+                    cog_profile["predictor"] = 3 if np.issubdtype(arr.dtype, np.floating) else 2
                 rasterio.shutil.copy(src, tmp, **cog_profile)
     return final
 

@@ -124,15 +124,10 @@ def load_widths(path: str | os.PathLike[str]) -> dict[str, float]:
     Raises:
         InputError: if the file is missing, is not YAML, or a width is not a number >= 0.
     """
-    import yaml
+    from landforge.config import load_yaml
 
     p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "widths file does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(p, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    data: Any = load_yaml(p, what="widths file")
     if isinstance(data, dict) and isinstance(data.get("widths"), dict):
         data = data["widths"]
     if not isinstance(data, dict) or not data:

@@ -95,9 +95,7 @@ class _StageType:
 _STAGES: dict[str, _StageType] = {}
 
 
-def register_stage(
-    type_name: str, config: type[StageConfig]
-) -> Callable[[StageFn], StageFn]:
+def register_stage(type_name: str, config: type[StageConfig]) -> Callable[[StageFn], StageFn]:
     """Register ``fn(cfg, ctx) -> StageResult`` as the stage type ``type_name``."""
 
     def deco(fn: StageFn) -> StageFn:
@@ -132,18 +130,24 @@ def load_pipeline(
 ) -> PipelineSpec:
     """Read and validate a pipeline YAML file, including every stage's config.
 
-    ``overrides`` maps ``"stage.field"`` to a value replacing that stage's setting
-    (``landforge run --set city.size_m=800``).
+    ``overrides`` maps ``"stage.field"`` (or a nested ``"stage.field.key"``) to a value
+    replacing that stage's setting (``landforge run --set city.size_m=800``).
     """
     _load_builtin_stages()
     data = load_yaml(path)
     spec: PipelineSpec = validate(PipelineSpec, data, str(path))
     by_name = {s.name: s for s in spec.stages}
     for key, value in (overrides or {}).items():
-        stage_name, _, fieldname = key.partition(".")
-        if stage_name not in by_name or not fieldname:
+        stage_name, *fields = key.split(".")
+        if stage_name not in by_name or not fields or not all(fields):
             raise InputError("--set", f"{key!r} does not name a stage field (STAGE.FIELD)")
-        by_name[stage_name].with_[fieldname] = value
+        target = by_name[stage_name].with_
+        for name in fields[:-1]:  # nested settings: train.options.epochs=1
+            child = target.setdefault(name, {})
+            if not isinstance(child, dict):
+                raise InputError("--set", f"{key!r}: {name!r} is not a mapping")
+            target = child
+        target[fields[-1]] = value
     names = [s.name for s in spec.stages]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -151,7 +155,9 @@ def load_pipeline(
     for i, st in enumerate(spec.stages):
         if st.type not in _STAGES:
             known = ", ".join(sorted(_STAGES))
-            raise InputError(path, f"stages[{i}] ({st.name}): unknown type {st.type!r}; known: {known}")
+            raise InputError(
+                path, f"stages[{i}] ({st.name}): unknown type {st.type!r}; known: {known}"
+            )
         validate(_STAGES[st.type].config, st.with_, str(path), prefix=f"stages.{st.name}.with")
     return spec
 
@@ -226,13 +232,15 @@ def _resolved_config(cfg: StageConfig, run_dir: Path, pipeline_dir: Path) -> Sta
     return cfg.model_copy(update=updates)
 
 
-def _input_hashes(cfg: StageConfig, stage: str) -> dict[str, str]:
+def _input_hashes(cfg: StageConfig, stage: str, run: Path) -> dict[str, str]:
+    """SHA-256 of each input, keyed by its path relative to the run directory (so a
+    moved or copied run directory still resumes)."""
     hashes = {}
     for p in cfg.inputs():
         path = Path(p)
         if not path.exists():
             raise InputError(path, f"input of stage {stage!r} does not exist")
-        hashes[p] = file_hash(path)
+        hashes[_rel(p, run)] = file_hash(path)
     return hashes
 
 
@@ -275,7 +283,7 @@ def run_pipeline(
         config_json = cfg.model_dump(mode="json")
         chash = _config_hash(st.type, config_json)
         rcfg = _resolved_config(cfg, run, pipeline_dir)
-        inputs = _input_hashes(rcfg, st.name)
+        inputs = _input_hashes(rcfg, st.name, run)
         prev = stages_state.get(st.name, {})
         outputs_exist = all(Path(p).exists() for p in rcfg.outputs())
         label = f"[{index}/{len(spec.stages)}] {st.name} ({st.type})"

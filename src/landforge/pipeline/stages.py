@@ -90,7 +90,9 @@ def poi_maps(cfg: PoiMapsStage, ctx: StageContext) -> StageResult:
     mapping = load_mapping(cfg.taxonomy)
     pois = read_pois(cfg.poi, category_col=cfg.category_col)
     grid = read_grid(cfg.like)
-    maps = poi_probability_maps(pois, grid, cfg.dmax, mapping=mapping, category_col=cfg.category_col)
+    maps = poi_probability_maps(
+        pois, grid, cfg.dmax, mapping=mapping, category_col=cfg.category_col
+    )
     write_poi_maps(cfg.out, maps, grid, list(cfg.dmax))
     return StageResult({"pois": len(pois), "classes": list(cfg.dmax)})
 
@@ -175,6 +177,7 @@ class PredictStage(StageConfig):
     output_fields = ("out", "footprint_out", "probs_out")
     model: str
     image: str
+    bands: list[int] | None = None
     extras: list[str] = []
     mask: str | None = None
     out: str = "map.tif"
@@ -203,6 +206,7 @@ def predict(cfg: PredictStage, ctx: StageContext) -> StageResult:
         mask=cfg.mask,
         probs_out=cfg.probs_out,
         footprint_out=cfg.footprint_out,
+        bands=cfg.bands,
     )
     return StageResult(_jsonable(summary))
 
@@ -224,7 +228,9 @@ def vectorize(cfg: VectorizeStage, ctx: StageContext) -> StageResult:
     from landforge.io.vector import write_vector
 
     buildings = vectorize_buildings(
-        cfg.map, footprint_prob=cfg.footprint_prob, simplify_m=cfg.simplify_m,
+        cfg.map,
+        footprint_prob=cfg.footprint_prob,
+        simplify_m=cfg.simplify_m,
         min_area_m2=cfg.min_area_m2,
     )
     write_vector(buildings, cfg.out)
@@ -252,7 +258,9 @@ def assign_parcels(cfg: AssignParcelsStage, ctx: StageContext) -> StageResult:
         from landforge.taxonomy import load_classes
 
         class_names = load_classes(cfg.taxonomy).label_values()
-    result = assign(read_vector(cfg.parcels), cfg.map, class_names=class_names, probs_path=cfg.probs)
+    result = assign(
+        read_vector(cfg.parcels), cfg.map, class_names=class_names, probs_path=cfg.probs
+    )
     write_vector(result, cfg.out)
     labelled = int(result["class_name"].notna().sum()) if "class_name" in result else 0
     return StageResult({"parcels": len(result), "with_class": labelled})

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from landforge.synth.buildings import place_buildings
-from landforge.synth.layout import component_rng
+from landforge.synth.layout import CityFrame, component_rng
 from landforge.synth.parcels import PRIMARY_OF, PRIMARY_VALUE
 
 __all__ = ["Epoch2", "make_epoch2"]
@@ -49,8 +49,13 @@ def make_epoch2(
     buildings: gpd.GeoDataFrame,
     seed: int,
     rate: float = 0.07,
+    frame: CityFrame | None = None,
 ) -> Epoch2:
-    """Apply construction, demolition and change of use to ``rate`` of the parcels."""
+    """Apply construction, demolition and change of use to ``rate`` of the parcels.
+
+    ``frame`` (the city frame) lets new buildings near the centre build densely, as in
+    epoch 1 (see :func:`landforge.synth.buildings.place_buildings`).
+    """
     rng = component_rng(seed, "change")
     n_total = max(1, int(round(rate * len(parcels))))
     codes = parcels["use_secondary"].to_numpy()
@@ -97,7 +102,9 @@ def make_epoch2(
     kept = buildings[~buildings["parcel_id"].isin(changes["parcel_id"])]
     rebuilt_ids = changes.loc[changes["kind"] != "demolition", "parcel_id"]
     first_id = int(buildings["building_id"].max()) + 1 if len(buildings) else 1
-    new = place_buildings(p2[p2["parcel_id"].isin(rebuilt_ids)], rng, first_id=first_id)
+    new = place_buildings(
+        p2[p2["parcel_id"].isin(rebuilt_ids)], rng, first_id=first_id, frame=frame
+    )
     new = new.set_crs(buildings.crs) if buildings.crs is not None else new
     b2 = pd.concat([kept, new], ignore_index=True) if len(new) else kept.reset_index(drop=True)
     b2 = gpd.GeoDataFrame(b2, geometry="geometry", crs=buildings.crs)

@@ -42,8 +42,14 @@ __all__ = ["CityInfo", "make_city", "city_statistics"]
 
 _MAX_PIXELS_SIDE = 40_000  # 20 km at 0.5 m: beyond this the in-memory renderer is unwise
 _LANDUSE_COLOURS = {
-    0: (0, 0, 0), 1: (230, 85, 75), 2: (250, 160, 40), 3: (60, 120, 220), 4: (150, 90, 200),
-    5: (90, 180, 80), 6: (128, 128, 128), 7: (220, 220, 220),
+    0: (0, 0, 0),
+    1: (230, 85, 75),
+    2: (250, 160, 40),
+    3: (60, 120, 220),
+    4: (150, 90, 200),
+    5: (90, 180, 80),
+    6: (128, 128, 128),
+    7: (220, 220, 220),
 }
 _RCI_COLOURS = {0: (0, 0, 0), 1: (230, 85, 75), 2: (60, 120, 220), 3: (150, 90, 200)}
 _DISTRICT_NAMES = ("Old Town", "Riverside", "Hillside", "Harbour", "Newtown", "Lakeside")
@@ -98,8 +104,9 @@ def _check_inputs(
         raise InputError("--gsd", f"{gsd:g} m is too coarse for a {size_m:g} m city")
     if size_m / gsd > _MAX_PIXELS_SIDE:
         raise InputError(
-            "--size-m", f"{size_m / gsd:.0f} pixels a side is too large; use a larger --gsd "
-            f"or at most {_MAX_PIXELS_SIDE * gsd:.0f} m"
+            "--size-m",
+            f"{size_m / gsd:.0f} pixels a side is too large; use a larger --gsd "
+            f"or at most {_MAX_PIXELS_SIDE * gsd:.0f} m",
         )
     if not 0 <= mixed_rate <= 1:
         raise InputError("--mixed-rate", f"must be between 0 and 1, got {mixed_rate}")
@@ -197,10 +204,15 @@ def make_city(
             polys = road_buffers(roads)
             parcels = make_parcels(frame, polys, make_lake(frame, seed))
             parcels = assign_uses(parcels, roads, frame, seed, mixed_rate).set_crs(crs_obj)
-            buildings = place_buildings(parcels, component_rng(seed, "buildings")).set_crs(crs_obj)
-            pois = make_pois(parcels, buildings, frame.boundary, component_rng(seed, "pois"), crs_obj)
-            state.update(roads=roads, road_polygons=polys, parcels=parcels,
-                         buildings=buildings, pois=pois)
+            buildings = place_buildings(
+                parcels, component_rng(seed, "buildings"), frame=frame
+            ).set_crs(crs_obj)
+            pois = make_pois(
+                parcels, buildings, frame.boundary, component_rng(seed, "pois"), crs_obj
+            )
+            state.update(
+                roads=roads, road_polygons=polys, parcels=parcels, buildings=buildings, pois=pois
+            )
             _write_boundary(tmp / "boundary.gpkg", frame, crs_obj)
             write_vector(roads, tmp / "roads.gpkg", layer="roads")
             write_vector(parcels, tmp / "parcels.gpkg", layer="parcels")
@@ -208,42 +220,90 @@ def make_city(
             write_vector(pois, tmp / "pois.parquet", index=False)
 
         def image() -> None:
-            img = render_image(grid, state["parcels"], state["roads"], state["road_polygons"],
-                               state["buildings"], seed, Illumination(),
-                               component_rng(seed, "image_sensor"))
-            write_cog(tmp / "image.tif", img, grid, band_descriptions=["red", "green", "blue", "nir"],
-                      tags={"landforge_synth_seed": seed, "gsd_m": gsd})
+            img = render_image(
+                grid,
+                state["parcels"],
+                state["roads"],
+                state["road_polygons"],
+                state["buildings"],
+                seed,
+                Illumination(),
+                component_rng(seed, "image_sensor"),
+            )
+            write_cog(
+                tmp / "image.tif",
+                img,
+                grid,
+                band_descriptions=["red", "green", "blue", "nir"],
+                tags={"landforge_synth_seed": seed, "gsd_m": gsd},
+            )
 
         def labels() -> None:
             state["landuse"] = _write_labels(tmp, grid, frame, state["parcels"], state["buildings"])
 
         def epoch2() -> None:
-            e2 = make_epoch2(state["parcels"], state["buildings"], seed, change_rate)
+            e2 = make_epoch2(state["parcels"], state["buildings"], seed, change_rate, frame=frame)
             d = tmp / "t2"
             write_vector(e2.parcels, d / "parcels.gpkg", layer="parcels")
             write_vector(e2.buildings, d / "buildings.gpkg", layer="buildings")
             e2.changes.to_csv(d / "changes.csv", index=False)
             light = Illumination.draw(component_rng(seed, "image_t2"))
-            img = render_image(grid, e2.parcels, state["roads"], state["road_polygons"],
-                               e2.buildings, seed, light, component_rng(seed, "image_t2", 1),
-                               bare_parcel_ids=e2.bare_parcel_ids)
-            write_cog(d / "image.tif", img, grid, band_descriptions=["red", "green", "blue", "nir"],
-                      tags={"landforge_synth_seed": seed, "epoch": 2})
+            img = render_image(
+                grid,
+                e2.parcels,
+                state["roads"],
+                state["road_polygons"],
+                e2.buildings,
+                seed,
+                light,
+                component_rng(seed, "image_t2", 1),
+                bare_parcel_ids=e2.bare_parcel_ids,
+            )
+            write_cog(
+                d / "image.tif",
+                img,
+                grid,
+                band_descriptions=["red", "green", "blue", "nir"],
+                tags={"landforge_synth_seed": seed, "epoch": 2},
+            )
             landuse2 = _write_labels(d, grid, frame, e2.parcels, e2.buildings)
             change = ((landuse2 != state["landuse"]) & (landuse2 > 0)).astype(np.uint8)
-            write_cog(d / "change.tif", change, grid, band_descriptions=["change"],
-                      colormap={0: (0, 0, 0), 1: (255, 0, 0)})
+            write_cog(
+                d / "change.tif",
+                change,
+                grid,
+                band_descriptions=["change"],
+                colormap={0: (0, 0, 0), 1: (255, 0, 0)},
+            )
             state["changes"] = e2.changes
 
         def sentinel() -> None:
             from landforge.synth.sentinel import write_sentinel1, write_sentinel2
 
             if s2:
-                write_sentinel2(tmp / "s2", frame, state["parcels"], state["road_polygons"],
-                                state["buildings"], crs_obj, seed, months, start_month)
+                write_sentinel2(
+                    tmp / "s2",
+                    frame,
+                    state["parcels"],
+                    state["road_polygons"],
+                    state["buildings"],
+                    crs_obj,
+                    seed,
+                    months,
+                    start_month,
+                )
             if s1:
-                write_sentinel1(tmp / "s1", frame, state["parcels"], state["road_polygons"],
-                                state["buildings"], crs_obj, seed, months, start_month)
+                write_sentinel1(
+                    tmp / "s1",
+                    frame,
+                    state["parcels"],
+                    state["road_polygons"],
+                    state["buildings"],
+                    crs_obj,
+                    seed,
+                    months,
+                    start_month,
+                )
 
         def people() -> None:
             from landforge.synth.population import population_table
@@ -251,8 +311,11 @@ def make_city(
             table = population_table(state["parcels"], seed)
             table.to_parquet(tmp / "population.parquet", index=False)
 
-        steps: list[tuple[str, Callable[[], None]]] = [("vectors", vectors), ("image", image),
-                                                       ("labels", labels)]
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("vectors", vectors),
+            ("image", image),
+            ("labels", labels),
+        ]
         if t2:
             steps.append(("epoch 2", epoch2))
         if s2 or s1:
@@ -262,12 +325,17 @@ def make_city(
         for _, step in track(steps, "synth city", quiet=quiet):
             step()
 
-        info.files = sorted(
-            str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()
-        ) + ["city.json"]
+        info.files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + [
+            "city.json"
+        ]
         info.counts = _counts(state)
-        info.stats = city_statistics(frame, state["parcels"], state["buildings"],
-                                     state["pois"].to_crs(crs_obj), state["roads"])
+        info.stats = city_statistics(
+            frame,
+            state["parcels"],
+            state["buildings"],
+            state["pois"].to_crs(crs_obj),
+            state["roads"],
+        )
         info.seconds = round(time.perf_counter() - t_start, 2)
         meta = info.to_json()
         meta.pop("out_dir")
@@ -281,14 +349,18 @@ def make_city(
 def _write_boundary(path: Path, frame: CityFrame, crs: CRS) -> None:
     whole = gpd.GeoDataFrame(
         {"name": ["Synthetic City"], "area_km2": [round(frame.boundary.area / 1e6, 4)]},
-        geometry=[frame.boundary], crs=crs,
+        geometry=[frame.boundary],
+        crs=crs,
     )
     districts = gpd.GeoDataFrame(
         {
             "district_id": np.arange(1, len(frame.districts) + 1, dtype=np.int64),
-            "name": [_DISTRICT_NAMES[i % len(_DISTRICT_NAMES)] for i in range(len(frame.districts))],
+            "name": [
+                _DISTRICT_NAMES[i % len(_DISTRICT_NAMES)] for i in range(len(frame.districts))
+            ],
         },
-        geometry=list(frame.districts), crs=crs,
+        geometry=list(frame.districts),
+        crs=crs,
     )
     # separate files: a single-layer boundary opens without a layer name everywhere
     whole.to_file(path, layer="boundary", driver="GPKG", engine="pyogrio")
@@ -298,16 +370,35 @@ def _write_boundary(path: Path, frame: CityFrame, crs: CRS) -> None:
 
 
 def _write_labels(
-    d: Path, grid: RasterGrid, frame: CityFrame, parcels: gpd.GeoDataFrame,
+    d: Path,
+    grid: RasterGrid,
+    frame: CityFrame,
+    parcels: gpd.GeoDataFrame,
     buildings: gpd.GeoDataFrame,
 ) -> np.ndarray:
     landuse = landuse_raster(grid, frame.boundary, parcels)
-    write_cog(d / "labels" / "landuse.tif", landuse, grid, nodata=0,
-              band_descriptions=["mslu_primary"], colormap=_LANDUSE_COLOURS)
-    write_cog(d / "labels" / "footprint.tif", footprint_raster(grid, buildings), grid,
-              band_descriptions=["footprint"], colormap={0: (0, 0, 0), 1: (255, 255, 255)})
-    write_cog(d / "labels" / "building_use.tif", building_use_raster(grid, buildings), grid,
-              band_descriptions=["building_use"], colormap=_RCI_COLOURS)
+    write_cog(
+        d / "labels" / "landuse.tif",
+        landuse,
+        grid,
+        nodata=0,
+        band_descriptions=["mslu_primary"],
+        colormap=_LANDUSE_COLOURS,
+    )
+    write_cog(
+        d / "labels" / "footprint.tif",
+        footprint_raster(grid, buildings),
+        grid,
+        band_descriptions=["footprint"],
+        colormap={0: (0, 0, 0), 1: (255, 255, 255)},
+    )
+    write_cog(
+        d / "labels" / "building_use.tif",
+        building_use_raster(grid, buildings),
+        grid,
+        band_descriptions=["building_use"],
+        colormap=_RCI_COLOURS,
+    )
     return landuse
 
 
@@ -319,17 +410,29 @@ def _counts(state: dict[str, Any]) -> dict[str, Any]:
         "pois": len(pois),
         "roads": len(state["roads"]),
         "mixed_parcels": int(parcels["mixed"].sum()),
-        "parcels_by_primary": {k: int(v) for k, v in parcels["use_primary"].value_counts().sort_index().items()},
-        "parcels_by_secondary": {k: int(v) for k, v in parcels["use_secondary"].value_counts().sort_index().items()},
-        "buildings_by_use": {k: int(v) for k, v in buildings["use"].value_counts().sort_index().items()},
-        "roads_by_class": {k: int(v) for k, v in state["roads"]["road_class"].value_counts().sort_index().items()},
-        "pois_by_gaode": {k: int(v) for k, v in pois["gaode_category"].value_counts().sort_index().items()},
+        "parcels_by_primary": {
+            k: int(v) for k, v in parcels["use_primary"].value_counts().sort_index().items()
+        },
+        "parcels_by_secondary": {
+            k: int(v) for k, v in parcels["use_secondary"].value_counts().sort_index().items()
+        },
+        "buildings_by_use": {
+            k: int(v) for k, v in buildings["use"].value_counts().sort_index().items()
+        },
+        "roads_by_class": {
+            k: int(v) for k, v in state["roads"]["road_class"].value_counts().sort_index().items()
+        },
+        "pois_by_gaode": {
+            k: int(v) for k, v in pois["gaode_category"].value_counts().sort_index().items()
+        },
     }
     if "landuse" in state:
         values, n = np.unique(state["landuse"], return_counts=True)
         out["landuse_pixels"] = {str(int(v)): int(c) for v, c in zip(values, n, strict=True)}
     if "changes" in state:
-        out["changed_parcels"] = {k: int(v) for k, v in state["changes"]["kind"].value_counts().sort_index().items()}
+        out["changed_parcels"] = {
+            k: int(v) for k, v in state["changes"]["kind"].value_counts().sort_index().items()
+        }
     return out
 
 
@@ -361,7 +464,9 @@ def city_statistics(
         in_b = shapely.contains(zone, b_cent)
         in_p = shapely.contains(zone, p_cent)
         cover = shapely.area(shapely.intersection(b_geoms[in_b], zone)).sum() if in_b.any() else 0.0
-        n_poi = int(shapely.contains_xy(zone, poi_xy[:, 0], poi_xy[:, 1]).sum()) if len(poi_xy) else 0
+        n_poi = (
+            int(shapely.contains_xy(zone, poi_xy[:, 0], poi_xy[:, 1]).sum()) if len(poi_xy) else 0
+        )
         road_km = shapely.length(shapely.intersection(roads.geometry.to_numpy(), zone)).sum() / 1000
         out[name] = {
             "area_km2": round(km2, 4),
@@ -369,7 +474,8 @@ def city_statistics(
             "building_coverage_pct": round(float(100 * cover / zone.area), 2),
             "pois_per_km2": round(n_poi / km2, 1),
             "median_parcel_area_m2": round(float(np.median(shapely.area(p_geoms[in_p]))), 1)
-            if in_p.any() else 0.0,
+            if in_p.any()
+            else 0.0,
             "road_km_per_km2": round(float(road_km / km2), 2),
         }
     return out

@@ -32,13 +32,23 @@ _CONCRETE = (178.0, 174.0, 164.0, 138.0)
 _SOIL = (150.0, 124.0, 98.0, 150.0)
 _WATER = (28.0, 44.0, 52.0, 12.0)
 _GROUND: dict[str, tuple[tuple[float, float, float, float], float, float, float]] = {
-    "R1": (_PAVED, 0.45, 0.5, 10), "R2": (_PAVED, 0.35, 0.5, 10), "R3": (_PAVED, 0.12, 0.4, 12),
-    "B1": ((165.0, 162.0, 155.0, 128.0), 0.12, 0.6, 8), "B2": ((165.0, 163.0, 158.0, 128.0), 0.18, 0.6, 8),
-    "A1": (_PAVED, 0.3, 0.5, 8), "A3": ((150.0, 95.0, 80.0, 110.0), 0.4, 0.3, 10),  # red tracks
-    "A5": (_PAVED, 0.3, 0.5, 8), "G1": (_PAVED, 0.88, 0.45, 8),
-    "M1": (_CONCRETE, 0.08, 0.3, 14), "M2": (_SOIL, 0.06, 0.3, 16), "W1": (_CONCRETE, 0.05, 0.3, 10),
-    "S4": ((120.0, 120.0, 118.0, 95.0), 0.05, 0.5, 8), "X0": (_SOIL, 0.25, 0.3, 14),
-    "E1": (_WATER, 0.0, 0.0, 3), "E2": (_SOIL, 0.85, 0.02, 12), "E9": (_SOIL, 0.55, 0.35, 16),
+    "R1": (_PAVED, 0.45, 0.5, 10),
+    "R2": (_PAVED, 0.35, 0.5, 10),
+    "R3": (_PAVED, 0.12, 0.4, 12),
+    "B1": ((165.0, 162.0, 155.0, 128.0), 0.12, 0.6, 8),
+    "B2": ((165.0, 163.0, 158.0, 128.0), 0.18, 0.6, 8),
+    "A1": (_PAVED, 0.3, 0.5, 8),
+    "A3": ((150.0, 95.0, 80.0, 110.0), 0.4, 0.3, 10),  # red tracks
+    "A5": (_PAVED, 0.3, 0.5, 8),
+    "G1": (_PAVED, 0.88, 0.45, 8),
+    "M1": (_CONCRETE, 0.08, 0.3, 14),
+    "M2": (_SOIL, 0.06, 0.3, 16),
+    "W1": (_CONCRETE, 0.05, 0.3, 10),
+    "S4": ((120.0, 120.0, 118.0, 95.0), 0.05, 0.5, 8),
+    "X0": (_SOIL, 0.25, 0.3, 14),
+    "E1": (_WATER, 0.0, 0.0, 3),
+    "E2": (_SOIL, 0.85, 0.02, 12),
+    "E9": (_SOIL, 0.55, 0.35, 16),
 }
 _OUTSIDE = (_SOIL, 0.7, 0.4, 14)  # countryside beyond the boundary
 _GRASS = np.array([72.0, 112.0, 62.0, 185.0], np.float32)
@@ -49,12 +59,18 @@ _MARKING = np.array([215.0, 215.0, 208.0, 190.0], np.float32)
 # Roof palettes (R, G, B) and weights by building use. They overlap on purpose: grey
 # concrete roofs occur in every use, as in real imagery.
 _ROOFS: dict[str, tuple[list[tuple[float, float, float]], list[float]]] = {
-    "residential": ([(150, 82, 66), (140, 140, 138), (98, 100, 104), (180, 174, 164)],
-                    [0.35, 0.35, 0.15, 0.15]),
-    "commercial": ([(208, 208, 204), (122, 140, 160), (150, 150, 150), (72, 82, 96)],
-                   [0.3, 0.3, 0.25, 0.15]),
-    "industrial": ([(186, 188, 190), (92, 122, 170), (204, 204, 198), (150, 150, 148)],
-                   [0.45, 0.25, 0.15, 0.15]),
+    "residential": (
+        [(150, 82, 66), (140, 140, 138), (98, 100, 104), (180, 174, 164)],
+        [0.35, 0.35, 0.15, 0.15],
+    ),
+    "commercial": (
+        [(208, 208, 204), (122, 140, 160), (150, 150, 150), (72, 82, 96)],
+        [0.3, 0.3, 0.25, 0.15],
+    ),
+    "industrial": (
+        [(186, 188, 190), (92, 122, 170), (204, 204, 198), (150, 150, 148)],
+        [0.45, 0.25, 0.15, 0.15],
+    ),
 }
 
 
@@ -147,30 +163,54 @@ def render_image(
     rng = component_rng(seed, "image")
 
     # --- rasterised layers -------------------------------------------------------------
-    pidx = features.rasterize(
-        zip(parcels.geometry.to_numpy(), range(1, len(parcels) + 1), strict=True),
-        out_shape=shape, transform=tf, fill=0, dtype="int32",
-    ) if len(parcels) else np.zeros(shape, np.int32)
-    road = features.rasterize(
-        ((g, 1) for g in road_polygons), out_shape=shape, transform=tf, fill=0, dtype="uint8"
-    ).astype(bool) if len(road_polygons) else np.zeros(shape, bool)
+    pidx = (
+        features.rasterize(
+            zip(parcels.geometry.to_numpy(), range(1, len(parcels) + 1), strict=True),
+            out_shape=shape,
+            transform=tf,
+            fill=0,
+            dtype="int32",
+        )
+        if len(parcels)
+        else np.zeros(shape, np.int32)
+    )
+    road = (
+        features.rasterize(
+            ((g, 1) for g in road_polygons), out_shape=shape, transform=tf, fill=0, dtype="uint8"
+        ).astype(bool)
+        if len(road_polygons)
+        else np.zeros(shape, bool)
+    )
     wide = roads[roads["width_m"] >= 12]
-    marking = features.rasterize(
-        ((g, 1) for g in wide.geometry.to_numpy()), out_shape=shape, transform=tf, fill=0,
-        dtype="uint8",
-    ).astype(bool) if len(wide) else np.zeros(shape, bool)
+    marking = (
+        features.rasterize(
+            ((g, 1) for g in wide.geometry.to_numpy()),
+            out_shape=shape,
+            transform=tf,
+            fill=0,
+            dtype="uint8",
+        ).astype(bool)
+        if len(wide)
+        else np.zeros(shape, bool)
+    )
     rows = np.arange(shape[0])[:, None]
     cols = np.arange(shape[1])[None, :]
     dash = int(max(1, round(3.0 / gsd)))  # 3 m dashes, 3 m gaps in both directions
-    marking &= ((rows // dash + cols // dash) % 2 == 0)
+    marking &= (rows // dash + cols // dash) % 2 == 0
     if len(buildings):
         bidx = features.rasterize(
             zip(buildings.geometry.to_numpy(), range(1, len(buildings) + 1), strict=True),
-            out_shape=shape, transform=tf, fill=0, dtype="int32",
+            out_shape=shape,
+            transform=tf,
+            fill=0,
+            dtype="int32",
         )
         shade = features.rasterize(
-            ((g, 1) for g in _shadow_polygons(buildings, light)), out_shape=shape,
-            transform=tf, fill=0, dtype="uint8",
+            ((g, 1) for g in _shadow_polygons(buildings, light)),
+            out_shape=shape,
+            transform=tf,
+            fill=0,
+            dtype="uint8",
         ).astype(bool)
     else:
         bidx = np.zeros(shape, np.int32)
@@ -219,7 +259,8 @@ def render_image(
 
     stripes = (
         np.sin((rows + cols * 0.3) * (np.pi * gsd / 1.5)).astype(np.float32)
-        if crop_px.any() else None
+        if crop_px.any()
+        else None
     )
     out = np.empty((4, *shape), np.uint8)
     noise_scale = light.noise_dn
@@ -230,7 +271,9 @@ def render_image(
             band = np.where(crop_px, band * crop_tone[:, b][pidx], band)
         band += tex * (0.6 * tone_field + 0.4 * fine_field)
         vigour = light.vegetation_vigour if b in (1, 3) else 1.0
-        band = np.where(veg & ~crop_px, (_GRASS[b] * vigour) + 9 * tone_field + 6 * fine_field, band)
+        band = np.where(
+            veg & ~crop_px, (_GRASS[b] * vigour) + 9 * tone_field + 6 * fine_field, band
+        )
         band = np.where(trees, (_TREES[b] * vigour) + 14 * tree_field + 10 * fine_field, band)
         if stripes is not None:
             crop_col = np.array([80.0, 120.0, 64.0, 200.0], np.float32)[b] * vigour

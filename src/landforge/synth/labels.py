@@ -25,13 +25,17 @@ def landuse_raster(
 ) -> np.ndarray:
     """uint8 MSLU primary values; everything inside the boundary that is no parcel is road."""
     out = features.rasterize(
-        [(boundary, PRIMARY_VALUE["S"])], out_shape=grid.shape, transform=grid.transform,
-        fill=0, dtype="uint8",
+        [(boundary, PRIMARY_VALUE["S"])],
+        out_shape=grid.shape,
+        transform=grid.transform,
+        fill=0,
+        dtype="uint8",
     )
     if len(parcels):
         features.rasterize(
             zip(parcels.geometry.to_numpy(), parcels["value"].astype(int), strict=True),
-            out=out, transform=grid.transform,
+            out=out,
+            transform=grid.transform,
         )
     return out
 
@@ -41,8 +45,11 @@ def footprint_raster(grid: RasterGrid, buildings: gpd.GeoDataFrame) -> np.ndarra
     if not len(buildings):
         return np.zeros(grid.shape, np.uint8)
     return features.rasterize(
-        ((g, 1) for g in buildings.geometry.to_numpy()), out_shape=grid.shape,
-        transform=grid.transform, fill=0, dtype="uint8",
+        ((g, 1) for g in buildings.geometry.to_numpy()),
+        out_shape=grid.shape,
+        transform=grid.transform,
+        fill=0,
+        dtype="uint8",
     )
 
 
@@ -52,6 +59,9 @@ def building_use_raster(grid: RasterGrid, buildings: gpd.GeoDataFrame) -> np.nda
         return np.zeros(grid.shape, np.uint8)
     values = buildings["use"].map(RCI_VALUE).astype(int)
     return features.rasterize(
-        zip(buildings.geometry.to_numpy(), values, strict=True), out_shape=grid.shape,
-        transform=grid.transform, fill=0, dtype="uint8",
+        zip(buildings.geometry.to_numpy(), values, strict=True),
+        out_shape=grid.shape,
+        transform=grid.transform,
+        fill=0,
+        dtype="uint8",
     )

@@ -95,9 +95,7 @@ class CityFrame:
         return x + dx * fade * self.size_m, y + dy * fade * self.size_m
 
 
-def make_frame(
-    seed: int, size_m: float, x0: float, y0: float, n_districts: int = 4
-) -> CityFrame:
+def make_frame(seed: int, size_m: float, x0: float, y0: float, n_districts: int = 4) -> CityFrame:
     """Draw the boundary, districts and warp field of a city.
 
     The boundary is a star-shaped polygon: radius = R (1 + low-frequency harmonics), so it
@@ -108,7 +106,9 @@ def make_frame(
     theta = np.linspace(0, 2 * np.pi, 181)[:-1]
     r = np.ones_like(theta)
     for k in (2, 3, 5, 7):
-        r += rng.uniform(0.02, 0.07) / (k / 2) ** 0.5 * np.sin(k * theta + rng.uniform(0, 2 * np.pi))
+        r += (
+            rng.uniform(0.02, 0.07) / (k / 2) ** 0.5 * np.sin(k * theta + rng.uniform(0, 2 * np.pi))
+        )
     r += rng.normal(0, 0.006, theta.size)  # small surveyed-line roughness
     r = r / r.max() * 0.49 * size_m  # stays inside the square extent
     boundary = Polygon(np.c_[cx + r * np.cos(theta), cy + r * np.sin(theta)])
@@ -119,8 +119,7 @@ def make_frame(
     # Districts: angular sectors from the centre with jittered dividing angles.
     start = rng.uniform(0, 2 * np.pi)
     cuts = start + np.sort(
-        np.arange(n_districts) * 2 * np.pi / n_districts
-        + rng.uniform(-0.25, 0.25, n_districts)
+        np.arange(n_districts) * 2 * np.pi / n_districts + rng.uniform(-0.25, 0.25, n_districts)
     )
     districts = []
     far = size_m * 2
@@ -134,8 +133,13 @@ def make_frame(
 
     warp = np.array(
         [
-            (rng.uniform(0.004, 0.012), rng.integers(1, 3), rng.integers(0, 3),
-             rng.uniform(0, 2 * np.pi), rng.uniform(0, 2 * np.pi))
+            (
+                rng.uniform(0.004, 0.012),
+                rng.integers(1, 3),
+                rng.integers(0, 3),
+                rng.uniform(0, 2 * np.pi),
+                rng.uniform(0, 2 * np.pi),
+            )
             for _ in range(3)
         ],
         dtype=float,

@@ -28,8 +28,12 @@ __all__ = [
 # MSLU primary label values (docs/dev/CONTRACTS.md).
 PRIMARY_VALUE: dict[str, int] = {"R": 1, "B": 2, "A": 3, "M": 4, "E": 5, "S": 6, "X": 7}
 # Building use (rci) of a primary class: R->residential, B/A->commercial, M->industrial.
-RCI_OF_PRIMARY: dict[str, str] = {"R": "residential", "B": "commercial", "A": "commercial",
-                                  "M": "industrial"}
+RCI_OF_PRIMARY: dict[str, str] = {
+    "R": "residential",
+    "B": "commercial",
+    "A": "commercial",
+    "M": "industrial",
+}
 
 
 def PRIMARY_OF(code: str) -> str:  # noqa: N802 - reads like the table it stands for
@@ -68,10 +72,17 @@ _INDUSTRIAL = {"M1", "M2", "W1"}
 # Second use of a mixed parcel: shops under flats, offices beside shops, warehouses by
 # factories: the combinations that occur in practice.
 _SECOND_USE: dict[str, list[str]] = {
-    "R1": ["B1"], "R2": ["B1", "B2"], "R3": ["B1", "M1"],
-    "B1": ["R2", "B2"], "B2": ["B1", "R2"],
-    "A1": ["B2"], "A3": ["R2"], "A5": ["B1"],
-    "M1": ["W1", "B2"], "M2": ["W1"], "W1": ["M1"],
+    "R1": ["B1"],
+    "R2": ["B1", "B2"],
+    "R3": ["B1", "M1"],
+    "B1": ["R2", "B2"],
+    "B2": ["B1", "R2"],
+    "A1": ["B2"],
+    "A3": ["R2"],
+    "A5": ["B1"],
+    "M1": ["W1", "B2"],
+    "M2": ["W1"],
+    "W1": ["M1"],
 }
 
 
@@ -83,7 +94,11 @@ def make_lake(frame: CityFrame, seed: int) -> Polygon:
     d = frame.radius * rng.uniform(0.55, 0.75)
     r0 = frame.size_m * rng.uniform(0.045, 0.07)
     th = np.linspace(0, 2 * np.pi, 73)[:-1]
-    r = r0 * (1 + 0.25 * np.sin(2 * th + rng.uniform(0, 6.3)) + 0.12 * np.sin(3 * th + rng.uniform(0, 6.3)))
+    r = r0 * (
+        1
+        + 0.25 * np.sin(2 * th + rng.uniform(0, 6.3))
+        + 0.12 * np.sin(3 * th + rng.uniform(0, 6.3))
+    )
     # stretched along one axis, like a valley lake
     ex, ey = r * np.cos(th) * 1.6, r * np.sin(th)
     b = rng.uniform(0, np.pi)
@@ -109,14 +124,24 @@ def make_parcels(
     inside = shapely.get_parts(shapely.intersection(blocks[wet], lake))
     outside = shapely.get_parts(shapely.difference(blocks[wet], lake))
     geoms = np.concatenate([blocks[~wet], outside, inside])
-    is_lake = np.r_[np.zeros(len(blocks) - wet.sum() + len(outside), bool), np.ones(len(inside), bool)]
+    is_lake = np.r_[
+        np.zeros(len(blocks) - wet.sum() + len(outside), bool), np.ones(len(inside), bool)
+    ]
     keep = (shapely.get_type_id(geoms) == 3) & (shapely.area(geoms) >= min_area_m2)
     geoms, is_lake = geoms[keep], is_lake[keep]
     geoms = shapely.make_valid(shapely.set_precision(geoms, 0.01))
     # make_valid may return collections for degenerate slivers: keep the polygonal part
-    geoms = np.array([g if g.geom_type == "Polygon" else max(
-        (p for p in shapely.get_parts(g) if p.geom_type == "Polygon"), key=lambda p: p.area
-    ) for g in geoms], dtype=object)
+    geoms = np.array(
+        [
+            g
+            if g.geom_type == "Polygon"
+            else max(
+                (p for p in shapely.get_parts(g) if p.geom_type == "Polygon"), key=lambda p: p.area
+            )
+            for g in geoms
+        ],
+        dtype=object,
+    )
     c = shapely.centroid(geoms)
     order = np.lexsort((np.round(shapely.get_x(c), 1), -np.round(shapely.get_y(c), 1)))
     gdf = gpd.GeoDataFrame({"is_lake": is_lake[order]}, geometry=list(geoms[order]))
@@ -186,5 +211,14 @@ def assign_uses(
     out["mixed"] = second != None  # noqa: E711 - elementwise on an object array
     out["use_secondary_2"] = second
     out["value"] = out["use_primary"].map(PRIMARY_VALUE).astype(np.uint8)
-    return out[["parcel_id", "use_primary", "use_secondary", "mixed", "use_secondary_2",
-                "value", "geometry"]]
+    return out[
+        [
+            "parcel_id",
+            "use_primary",
+            "use_secondary",
+            "mixed",
+            "use_secondary_2",
+            "value",
+            "geometry",
+        ]
+    ]

@@ -45,55 +45,120 @@ GAODE_TO_GBT: dict[str, str] = {
 
 # Expected POIs per km² of parcel by secondary use (before the missing-parcel noise).
 POI_DENSITY_KM2: dict[str, float] = {
-    "B1": 2600, "B2": 2000, "R1": 300, "R2": 700, "R3": 1100,
-    "A1": 600, "A3": 400, "A5": 600, "G1": 60,
-    "M1": 250, "M2": 150, "W1": 120, "S4": 300,
-    "E1": 2, "E2": 8, "E9": 5, "X0": 80,
+    "B1": 2600,
+    "B2": 2000,
+    "R1": 300,
+    "R2": 700,
+    "R3": 1100,
+    "A1": 600,
+    "A3": 400,
+    "A5": 600,
+    "G1": 60,
+    "M1": 250,
+    "M2": 150,
+    "W1": 120,
+    "S4": 300,
+    "E1": 2,
+    "E2": 8,
+    "E9": 5,
+    "X0": 80,
 }
 
 _Mix = list[tuple[str, str | None, float]]  # (gaode, gbt or None = default, weight)
 _RESIDENTIAL: _Mix = [
-    ("commercial_house", "residence_lodging", 0.28), ("daily_life_service", None, 0.25),
-    ("food_beverages", None, 0.15), ("shopping", None, 0.15), ("medical_service", None, 0.05),
-    ("science_culture_education", None, 0.05), ("place_name_address", None, 0.07),
+    ("commercial_house", "residence_lodging", 0.28),
+    ("daily_life_service", None, 0.25),
+    ("food_beverages", None, 0.15),
+    ("shopping", None, 0.15),
+    ("medical_service", None, 0.05),
+    ("science_culture_education", None, 0.05),
+    ("place_name_address", None, 0.07),
 ]
 _PUBLIC_MIX: dict[str, _Mix] = {
-    "A1": [("government_organization", None, 0.6), ("public_facility", None, 0.15),
-           ("place_name_address", None, 0.1), ("food_beverages", None, 0.15)],
-    "A3": [("science_culture_education", None, 0.65),
-           ("science_culture_education", "research_institutes", 0.05),
-           ("sports_recreation", None, 0.1), ("food_beverages", None, 0.1),
-           ("shopping", None, 0.1)],
-    "A5": [("medical_service", None, 0.7), ("shopping", None, 0.1),
-           ("food_beverages", None, 0.1), ("daily_life_service", None, 0.1)],
-    "G1": [("tourist_attraction", None, 0.5), ("sports_recreation", None, 0.3),
-           ("public_facility", None, 0.2)],
+    "A1": [
+        ("government_organization", None, 0.6),
+        ("public_facility", None, 0.15),
+        ("place_name_address", None, 0.1),
+        ("food_beverages", None, 0.15),
+    ],
+    "A3": [
+        ("science_culture_education", None, 0.65),
+        ("science_culture_education", "research_institutes", 0.05),
+        ("sports_recreation", None, 0.1),
+        ("food_beverages", None, 0.1),
+        ("shopping", None, 0.1),
+    ],
+    "A5": [
+        ("medical_service", None, 0.7),
+        ("shopping", None, 0.1),
+        ("food_beverages", None, 0.1),
+        ("daily_life_service", None, 0.1),
+    ],
+    "G1": [
+        ("tourist_attraction", None, 0.5),
+        ("sports_recreation", None, 0.3),
+        ("public_facility", None, 0.2),
+    ],
 }
 POI_MIX: dict[str, _Mix] = {
-    "B1": [("food_beverages", None, 0.3), ("shopping", None, 0.33),
-           ("daily_life_service", None, 0.1), ("finance_insurance", None, 0.05),
-           ("accommodation", None, 0.05), ("sports_recreation", None, 0.05),
-           ("indoor_facilities", None, 0.04), ("auto_dealers", None, 0.02),
-           ("auto_service", None, 0.02), ("place_name_address", None, 0.04)],
-    "B2": [("enterprises", None, 0.35), ("commercial_house", None, 0.15),
-           ("finance_insurance", None, 0.15), ("food_beverages", None, 0.15),
-           ("shopping", None, 0.05), ("daily_life_service", None, 0.05),
-           ("science_culture_education", "research_institutes", 0.05),
-           ("place_name_address", None, 0.05)],
-    "R1": _RESIDENTIAL, "R2": _RESIDENTIAL, "R3": _RESIDENTIAL,
+    "B1": [
+        ("food_beverages", None, 0.3),
+        ("shopping", None, 0.33),
+        ("daily_life_service", None, 0.1),
+        ("finance_insurance", None, 0.05),
+        ("accommodation", None, 0.05),
+        ("sports_recreation", None, 0.05),
+        ("indoor_facilities", None, 0.04),
+        ("auto_dealers", None, 0.02),
+        ("auto_service", None, 0.02),
+        ("place_name_address", None, 0.04),
+    ],
+    "B2": [
+        ("enterprises", None, 0.35),
+        ("commercial_house", None, 0.15),
+        ("finance_insurance", None, 0.15),
+        ("food_beverages", None, 0.15),
+        ("shopping", None, 0.05),
+        ("daily_life_service", None, 0.05),
+        ("science_culture_education", "research_institutes", 0.05),
+        ("place_name_address", None, 0.05),
+    ],
+    "R1": _RESIDENTIAL,
+    "R2": _RESIDENTIAL,
+    "R3": _RESIDENTIAL,
     **_PUBLIC_MIX,
-    "M1": [("enterprises", None, 0.6), ("auto_repair", None, 0.1), ("food_beverages", None, 0.1),
-           ("transportation_service", None, 0.1), ("place_name_address", None, 0.1)],
-    "M2": [("enterprises", None, 0.7), ("motorcycle_service", None, 0.05),
-           ("transportation_service", None, 0.15), ("place_name_address", None, 0.1)],
-    "W1": [("transportation_service", None, 0.5), ("enterprises", None, 0.3),
-           ("auto_repair", None, 0.1), ("road_furniture", None, 0.1)],
-    "S4": [("transportation_service", None, 0.6), ("pass_facilities", None, 0.1),
-           ("auto_service", None, 0.2), ("shopping", None, 0.1)],
+    "M1": [
+        ("enterprises", None, 0.6),
+        ("auto_repair", None, 0.1),
+        ("food_beverages", None, 0.1),
+        ("transportation_service", None, 0.1),
+        ("place_name_address", None, 0.1),
+    ],
+    "M2": [
+        ("enterprises", None, 0.7),
+        ("motorcycle_service", None, 0.05),
+        ("transportation_service", None, 0.15),
+        ("place_name_address", None, 0.1),
+    ],
+    "W1": [
+        ("transportation_service", None, 0.5),
+        ("enterprises", None, 0.3),
+        ("auto_repair", None, 0.1),
+        ("road_furniture", None, 0.1),
+    ],
+    "S4": [
+        ("transportation_service", None, 0.6),
+        ("pass_facilities", None, 0.1),
+        ("auto_service", None, 0.2),
+        ("shopping", None, 0.1),
+    ],
     "E1": [("tourist_attraction", None, 0.7), ("place_name_address", None, 0.3)],
     "E2": [("enterprises", "primary_sector_services", 0.5), ("place_name_address", None, 0.5)],
-    "E9": [("place_name_address", None, 0.6), ("tourist_attraction", None, 0.3),
-           ("incidents_events", None, 0.1)],
+    "E9": [
+        ("place_name_address", None, 0.6),
+        ("tourist_attraction", None, 0.3),
+        ("incidents_events", None, 0.1),
+    ],
     "X0": [("place_name_address", None, 0.5), ("enterprises", None, 0.5)],
 }
 
@@ -164,7 +229,9 @@ def make_pois(
             continue  # a parcel the POI provider never surveyed
         lam = POI_DENSITY_KM2.get(code, 20) * geoms[k].area / 1e6
         if row.mixed and row.use_secondary_2:
-            lam = 0.7 * lam + 0.3 * POI_DENSITY_KM2.get(row.use_secondary_2, 20) * geoms[k].area / 1e6
+            lam = (
+                0.7 * lam + 0.3 * POI_DENSITY_KM2.get(row.use_secondary_2, 20) * geoms[k].area / 1e6
+            )
         n = int(rng.poisson(lam))
         if n == 0:
             continue
@@ -206,9 +273,7 @@ def make_pois(
         for i, dist in zip(moved, outward, strict=True):
             poly = by_id[pid_arr[i]]
             pt = shapely.points(pts_arr[i])
-            edge = shapely.get_coordinates(
-                shapely.shortest_line(pt, poly.exterior)
-            )[-1]
+            edge = shapely.get_coordinates(shapely.shortest_line(pt, poly.exterior))[-1]
             direction = edge - pts_arr[i]
             norm = np.hypot(*direction)
             if norm < 1e-6:

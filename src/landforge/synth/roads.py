@@ -126,7 +126,9 @@ def make_roads(frame: CityFrame, seed: int) -> gpd.GeoDataFrame:
     # Diagonal primary radials from the outskirts towards the core, with a meander.
     n_radials = 4 if frame.size_m >= 1200 else 2
     base = rng.uniform(0, 2 * np.pi)
-    for a in base + np.arange(n_radials) * 2 * np.pi / n_radials + rng.uniform(-0.3, 0.3, n_radials):
+    for a in (
+        base + np.arange(n_radials) * 2 * np.pi / n_radials + rng.uniform(-0.3, 0.3, n_radials)
+    ):
         r = np.linspace(frame.radius * 0.12, frame.radius * 1.1, 60)
         meander = np.sin(r / frame.radius * np.pi * rng.uniform(1, 2.5)) * frame.radius * 0.04
         xs = cx + r * np.cos(a) - meander * np.sin(a)

@@ -26,20 +26,27 @@ __all__ = ["S2_BANDS", "cover_fractions", "write_sentinel2", "write_sentinel1", 
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 _COVERS = ("roof", "road", "paved", "soil", "grass", "trees", "crop", "water")
 # Surface reflectance (0-1) per cover and band; vegetation rows are the seasonal peak.
-_SPECTRA = np.array([
-    [0.10, 0.11, 0.13, 0.15, 0.16, 0.17, 0.18, 0.19, 0.20, 0.20, 0.24, 0.22],  # roof
-    [0.07, 0.075, 0.085, 0.095, 0.10, 0.105, 0.11, 0.115, 0.12, 0.12, 0.14, 0.13],  # road
-    [0.12, 0.13, 0.15, 0.17, 0.18, 0.19, 0.20, 0.21, 0.21, 0.21, 0.26, 0.24],  # paved
-    [0.08, 0.09, 0.12, 0.16, 0.19, 0.21, 0.23, 0.24, 0.25, 0.25, 0.33, 0.30],  # soil
-    [0.03, 0.04, 0.08, 0.04, 0.12, 0.30, 0.38, 0.42, 0.43, 0.43, 0.22, 0.11],  # grass
-    [0.02, 0.03, 0.06, 0.03, 0.09, 0.25, 0.32, 0.36, 0.37, 0.37, 0.17, 0.08],  # trees
-    [0.03, 0.04, 0.09, 0.035, 0.13, 0.35, 0.45, 0.50, 0.51, 0.50, 0.24, 0.12],  # crop
-    [0.07, 0.06, 0.05, 0.03, 0.025, 0.015, 0.012, 0.01, 0.009, 0.008, 0.005, 0.004],  # water
-], np.float32)
-_CLOUD = np.array([0.45, 0.47, 0.48, 0.49, 0.50, 0.50, 0.50, 0.51, 0.51, 0.35, 0.40, 0.30], np.float32)
+_SPECTRA = np.array(
+    [
+        [0.10, 0.11, 0.13, 0.15, 0.16, 0.17, 0.18, 0.19, 0.20, 0.20, 0.24, 0.22],  # roof
+        [0.07, 0.075, 0.085, 0.095, 0.10, 0.105, 0.11, 0.115, 0.12, 0.12, 0.14, 0.13],  # road
+        [0.12, 0.13, 0.15, 0.17, 0.18, 0.19, 0.20, 0.21, 0.21, 0.21, 0.26, 0.24],  # paved
+        [0.08, 0.09, 0.12, 0.16, 0.19, 0.21, 0.23, 0.24, 0.25, 0.25, 0.33, 0.30],  # soil
+        [0.03, 0.04, 0.08, 0.04, 0.12, 0.30, 0.38, 0.42, 0.43, 0.43, 0.22, 0.11],  # grass
+        [0.02, 0.03, 0.06, 0.03, 0.09, 0.25, 0.32, 0.36, 0.37, 0.37, 0.17, 0.08],  # trees
+        [0.03, 0.04, 0.09, 0.035, 0.13, 0.35, 0.45, 0.50, 0.51, 0.50, 0.24, 0.12],  # crop
+        [0.07, 0.06, 0.05, 0.03, 0.025, 0.015, 0.012, 0.01, 0.009, 0.008, 0.005, 0.004],  # water
+    ],
+    np.float32,
+)
+_CLOUD = np.array(
+    [0.45, 0.47, 0.48, 0.49, 0.50, 0.50, 0.50, 0.51, 0.51, 0.35, 0.40, 0.30], np.float32
+)
 # Sentinel-1 sigma0 (dB) per cover: VV, VH. Roofs are bright by double bounce.
-_S1_DB = np.array([[-6, -13], [-16, -24], [-12, -20], [-13, -21], [-11, -17], [-8, -14],
-                   [-13, -21], [-22, -29]], np.float32)
+_S1_DB = np.array(
+    [[-6, -13], [-16, -24], [-12, -20], [-13, -21], [-11, -17], [-8, -14], [-13, -21], [-22, -29]],
+    np.float32,
+)
 
 
 def month_names(start_month: str, months: int) -> list[str]:
@@ -76,13 +83,25 @@ def cover_fractions(
     shape, tf = fine.shape, fine.transform
     pidx = features.rasterize(
         zip(parcels.geometry.to_numpy(), range(1, len(parcels) + 1), strict=True),
-        out_shape=shape, transform=tf, fill=0, dtype="int32",
+        out_shape=shape,
+        transform=tf,
+        fill=0,
+        dtype="int32",
     )
-    road = features.rasterize(((g, 1) for g in road_polygons), out_shape=shape, transform=tf,
-                              fill=0, dtype="uint8").astype(bool)
-    roof = features.rasterize(((g, 1) for g in buildings.geometry.to_numpy()), out_shape=shape,
-                              transform=tf, fill=0, dtype="uint8").astype(bool) \
-        if len(buildings) else np.zeros(shape, bool)
+    road = features.rasterize(
+        ((g, 1) for g in road_polygons), out_shape=shape, transform=tf, fill=0, dtype="uint8"
+    ).astype(bool)
+    roof = (
+        features.rasterize(
+            ((g, 1) for g in buildings.geometry.to_numpy()),
+            out_shape=shape,
+            transform=tf,
+            fill=0,
+            dtype="uint8",
+        ).astype(bool)
+        if len(buildings)
+        else np.zeros(shape, bool)
+    )
     codes = [None, *parcels["use_secondary"].tolist()]
     covers = [ground_cover(c) for c in codes]
     green = np.array([c[1] for c in covers], np.float32)[pidx]
@@ -111,8 +130,15 @@ def _grid10(frame: CityFrame, crs: object) -> RasterGrid:
 
 
 def write_sentinel2(
-    out: Path, frame: CityFrame, parcels: gpd.GeoDataFrame, road_polygons: np.ndarray,
-    buildings: gpd.GeoDataFrame, crs: object, seed: int, months: int, start_month: str,
+    out: Path,
+    frame: CityFrame,
+    parcels: gpd.GeoDataFrame,
+    road_polygons: np.ndarray,
+    buildings: gpd.GeoDataFrame,
+    crs: object,
+    seed: int,
+    months: int,
+    start_month: str,
 ) -> list[Path]:
     """Write ``s2/YYYY-MM.tif``: 12 bands uint16 reflectance x 10000 + band 13 cloud (0/1)."""
     grid = _grid10(frame, crs)
@@ -139,16 +165,27 @@ def write_sentinel2(
         cloud = (alpha > 0.5).astype(np.uint16)
         dn = np.clip(np.round(refl * 10000), 1, 65535).astype(np.uint16)
         path = out / f"{name}.tif"
-        write_cog(path, np.concatenate([dn, cloud[None]]), grid,
-                  band_descriptions=[*S2_BANDS, "cloud"],
-                  tags={"date": f"{name}-15", "scale": 10000, "cloud_cover": round(cover, 3)})
+        write_cog(
+            path,
+            np.concatenate([dn, cloud[None]]),
+            grid,
+            band_descriptions=[*S2_BANDS, "cloud"],
+            tags={"date": f"{name}-15", "scale": 10000, "cloud_cover": round(cover, 3)},
+        )
         paths.append(path)
     return paths
 
 
 def write_sentinel1(
-    out: Path, frame: CityFrame, parcels: gpd.GeoDataFrame, road_polygons: np.ndarray,
-    buildings: gpd.GeoDataFrame, crs: object, seed: int, months: int, start_month: str,
+    out: Path,
+    frame: CityFrame,
+    parcels: gpd.GeoDataFrame,
+    road_polygons: np.ndarray,
+    buildings: gpd.GeoDataFrame,
+    crs: object,
+    seed: int,
+    months: int,
+    start_month: str,
 ) -> list[Path]:
     """Write ``s1/YYYY-MM.tif``: VV, VH float32 sigma0 in dB."""
     grid = _grid10(frame, crs)
@@ -165,7 +202,12 @@ def write_sentinel1(
         lin *= rng.gamma(looks, 1 / looks, lin.shape).astype(np.float32)  # speckle
         out_db = (10 * np.log10(np.maximum(lin, 1e-5))).astype(np.float32)
         path = out / f"{name}.tif"
-        write_cog(path, out_db, grid, band_descriptions=["VV", "VH"],
-                  tags={"date": f"{name}-15", "units": "dB"})
+        write_cog(
+            path,
+            out_db,
+            grid,
+            band_descriptions=["VV", "VH"],
+            tags={"date": f"{name}-15", "units": "dB"},
+        )
         paths.append(path)
     return paths

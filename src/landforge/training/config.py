@@ -106,8 +106,14 @@ class TrainConfig(BaseModel):
     )
     batch_size: int = Field(default=8, ge=1)
     early_stopping_patience: int | None = Field(
-        default=5, ge=1, description="epochs without val-loss improvement before stopping"
+        default=5, ge=1, description="epochs without improvement of `monitor` before stopping"
     )
+    monitor: str = Field(
+        default="val/loss",
+        description="validation metric that picks the saved weights and drives early "
+        "stopping, e.g. val/loss or val/footprint_iou",
+    )
+    monitor_mode: Literal["min", "max"] = "min"
     seed: int = 0
     num_workers: int = Field(default=0, ge=0)
     augment: bool = True
@@ -172,17 +178,9 @@ def load_train_config(path: str | os.PathLike[str], **overrides: Any) -> TrainCo
     ``overrides`` (e.g. ``out=...``, ``resume=...``) replace fields of the file; None
     values are skipped.
     """
-    import yaml
+    from landforge.config import load_yaml
 
     p = Path(path)
-    if not p.is_file():
-        raise InputError(p, "config file does not exist")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(p, f"not valid YAML ({str(exc).splitlines()[0][:200]})") from None
-    if data is None:
-        data = {}
-    if isinstance(data, dict):
-        data.update({k: v for k, v in overrides.items() if v is not None})
+    data = load_yaml(p)
+    data.update({k: v for k, v in overrides.items() if v is not None})
     return config_from_mapping(data, p)

@@ -145,15 +145,15 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / _MARKER).write_text(cfg.model_dump_json(indent=2))
     callbacks: list[Any] = [
-        _BestWeights(),
+        _BestWeights(cfg.monitor, cfg.monitor_mode),
         ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0),
     ]
     if val_loader is not None and cfg.early_stopping_patience is not None:
         callbacks.append(
             EarlyStopping(
-                monitor="val/loss",
+                monitor=cfg.monitor,
                 patience=cfg.early_stopping_patience,
-                mode="min",
+                mode=cfg.monitor_mode,
                 # judged after each validation only: a resumed or time-cut epoch may
                 # end without one
                 check_on_train_epoch_end=False,
@@ -290,21 +290,23 @@ def _clean(metrics: Any) -> dict[str, float]:
 
 
 class _BestWeights(Callback):
-    """Keep a CPU copy of the weights at the lowest validation loss seen.
+    """Keep a CPU copy of the weights at the best value of ``monitor`` seen.
 
     Held in memory (nothing is unpickled to restore them) and saved in Lightning's
     checkpoint as plain tensors, so a resumed run still knows its best epoch.
     """
 
-    def __init__(self) -> None:
-        self.best = math.inf
+    def __init__(self, monitor: str = "val/loss", mode: str = "min") -> None:
+        self.monitor = monitor
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.best = math.inf  # of sign * value, so lower is always better
         self.state: dict[str, torch.Tensor] | None = None
         self.metrics: dict[str, float] = {}
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        if trainer.sanity_checking or "val/loss" not in trainer.callback_metrics:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
-        loss = float(trainer.callback_metrics["val/loss"])
+        loss = self.sign * float(trainer.callback_metrics[self.monitor])
         if loss < self.best:
             self.best = loss
             self.state = {
