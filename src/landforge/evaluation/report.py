@@ -205,7 +205,9 @@ def _stages_section(manifest: Mapping[str, Any]) -> str:
     for name, st in stages.items():
         st = st or {}
         status = str(st.get("status", ""))
-        cls = "ok" if status == "done" else "bad" if status == "failed" else ""
+        if status == "running" and st.get("type") == "report":
+            status = "this report"  # the stage writing this page is still running
+        cls = "ok" if status in ("done", "this report") else "bad" if status == "failed" else ""
         secs = st.get("seconds")
         if isinstance(secs, int | float):
             total += float(secs)
