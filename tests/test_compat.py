@@ -48,3 +48,22 @@ def test_registered_op_is_callable():
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=torch.float)
     scores = torch.tensor([0.9, 0.8, 0.7])
     assert torch.ops.torchvision.nms(boxes, scores, 0.5).tolist() == [0, 2]
+
+
+def _run(code: str) -> str:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+def test_import_landforge_stays_light():
+    # the CLI starts in about a second because torch is only imported when a model is used
+    assert _run("import sys, landforge; print('torch' in sys.modules)") == "False"
+
+
+def test_hook_fixes_first_import_of_any_vision_package():
+    for first in ("torchvision", "timm", "segmentation_models_pytorch"):
+        assert _run(f"import landforge, {first}; print('ok')") == "ok"

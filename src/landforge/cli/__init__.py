@@ -35,6 +35,8 @@ _COMMAND_MODULES = (
     "taxonomy",
     "synth",
     "parcels",
+    "sampling",
+    "poi_embed",
     "features",
     "train",
     "inference",

@@ -1,4 +1,6 @@
-"""``landforge parcels``: parcels from a road network (``generate``) and their labels (``label``).
+"""``landforge parcels``: parcels from a road network (``generate``), their labels
+(``label``) and a sample of them (``select``); plus ``landforge sample-design`` (LSI
+stratified sample sites on a land-cover raster).
 
 ``landforge parcels --roads R --out P`` (no subcommand) is the same as
 ``landforge parcels generate --roads R --out P``.
@@ -14,7 +16,7 @@ import typer
 
 from landforge.errors import InputError
 
-__all__ = ["register", "run_generate", "run_label"]
+__all__ = ["register", "run_generate", "run_label", "run_sample_design", "run_select"]
 
 _VECTOR_OUT = {".parquet", ".geoparquet", ".gpkg", ".geojson", ".json"}
 
@@ -111,6 +113,164 @@ def run_label(
         f"{n} of {len(result)} parcels labelled ({int(result['mixed'].sum())} mixed) -> {out}"
     )
     return result
+
+
+def _parse_weights(text: str) -> tuple[float, float]:
+    parts = [p.strip() for p in text.replace(":", ",").split(",") if p.strip()]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 2:
+        raise InputError("--weights", f"expected two numbers like 0.7,0.3; got {text!r}")
+    return values[0], values[1]
+
+
+def run_select(
+    parcels_path: Path,
+    out: Path,
+    min_area: float | None = None,
+    max_area: float | None = None,
+    n: int | None = None,
+    fraction: float | None = None,
+    weights: str = "0.7,0.3",
+    dispersion: float = 0.5,
+    seed: int = 0,
+    label_col: str | None = None,
+) -> Any:
+    """Select parcels, write them and a JSON report beside (``<out stem>.report.json``)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from landforge.io.atomic import atomic_path
+    from landforge.io.vector import read_vector, write_vector
+    from landforge.parcels.select import MSLU_AREA_RANGE, select_parcels, selection_report
+
+    _check_out(out)
+    w = _parse_weights(weights)
+    parcels = read_vector(parcels_path)
+    if label_col is not None and label_col not in parcels.columns:
+        raise InputError("--label-col", f"{parcels_path} has no column {label_col!r}")
+    lo = MSLU_AREA_RANGE[0] if min_area is None else (None if min_area <= 0 else min_area)
+    hi = MSLU_AREA_RANGE[1] if max_area is None else (None if max_area <= 0 else max_area)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        selected = select_parcels(
+            parcels,
+            area_range=(lo, hi),
+            n=n,
+            fraction=fraction,
+            weights=w,
+            dispersion=dispersion,
+            seed=seed,
+        )
+    for warning in caught:
+        typer.echo(f"warning: {warning.message}", err=True)
+    report = selection_report(parcels, selected, label_col=label_col)
+    report["settings"] = {
+        "input": str(parcels_path),
+        "area_range_m2": [lo, hi],
+        "n": n,
+        "fraction": fraction,
+        "weights": list(w),
+        "dispersion": dispersion,
+        "seed": seed,
+    }
+    write_vector(selected, out)
+    report_path = out.with_suffix(".report.json")
+    with atomic_path(report_path) as tmp:
+        tmp.write_text(json.dumps(_json_safe(report), indent=2) + "\n")
+
+    table = Table(title=f"Parcel selection ({len(selected)} of {len(parcels)})")
+    table.add_column("")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    b, a = report["before"], report["after"]
+    table.add_row("parcels", str(b["count"]), str(a["count"]))
+    table.add_row("area km2", f"{b['area_km2']:.3f}", f"{a['area_km2']:.3f}")
+    for key in ("p5", "p50", "p95"):
+        table.add_row(
+            f"area {key} m2",
+            f"{b['area_m2_quantiles'][key]:.0f}",
+            f"{a['area_m2_quantiles'][key]:.0f}",
+        )
+    table.add_row("hull share", f"{b['hull_share']:.2f}", f"{a['hull_share']:.2f}")
+    table.add_row("grid occupancy", f"{b['grid_occupancy']:.2f}", f"{a['grid_occupancy']:.2f}")
+    if "mixed_share" in b:
+        table.add_row("mixed share", f"{b['mixed_share']:.2f}", f"{a['mixed_share']:.2f}")
+    for cls in sorted(set(b.get("classes", {})) | set(a.get("classes", {}))):
+        table.add_row(
+            f"class {cls}",
+            f"{b['classes'].get(cls, 0.0):.2f}",
+            f"{a['classes'].get(cls, 0.0):.2f}",
+        )
+    Console(width=100).print(table)
+    typer.echo(f"{len(selected)} parcels -> {out} (report {report_path})")
+    return selected
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN -> None, recursively, so the report is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def run_sample_design(
+    landcover: Path,
+    regions: Path,
+    n: int,
+    unit_size_m: float,
+    out: Path,
+    region_col: str | None = None,
+    nodata: float | None = None,
+    seed: int = 0,
+    standard: str = "sqrt",
+) -> Any:
+    """LSI sample design: write sites and ``<out stem>.allocation.csv``; return the design."""
+    from landforge.io.atomic import atomic_path
+    from landforge.io.vector import read_vector, write_vector
+    from landforge.parcels.lsi import design_samples
+
+    _check_out(out)
+    if n <= 0:
+        raise InputError("--n", f"number of sites must be > 0, got {n}")
+    if standard not in ("sqrt", "fragstats"):
+        raise InputError("--standard", f"use sqrt or fragstats, got {standard!r}")
+    if not landcover.exists():
+        raise InputError(landcover, "raster does not exist")
+    region_gdf = read_vector(regions)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        design = design_samples(
+            landcover,
+            region_gdf,
+            n,
+            unit_size_m,
+            region_col=region_col,
+            nodata=nodata,
+            seed=seed,
+            standard=standard,  # type: ignore[arg-type]
+        )
+    for warning in caught:
+        typer.echo(f"warning: {warning.message}", err=True)
+    write_vector(design.sites, out)
+    csv = out.with_suffix(".allocation.csv")
+    with atomic_path(csv) as tmp:
+        design.allocation.to_csv(tmp, index=False)
+    per_region = design.allocation.groupby("region", sort=False)["n"].sum()
+    typer.echo(
+        f"{len(design.sites)} sites in {len(per_region)} regions "
+        f"({', '.join(f'{k}: {v}' for k, v in per_region.items())}) -> {out} "
+        f"(allocation {csv})"
+    )
+    return design
 
 
 def _load_mapping(name: str) -> Any:
@@ -223,4 +383,57 @@ def register(app: typer.Typer) -> None:
         """Label parcels with the majority land-use class by area (purity, mixed flag)."""
         run_label(parcels, labels, col, out, taxonomy, min_coverage, mixed_threshold)
 
+    @group.command("select")
+    def _select(
+        parcels: Path = typer.Argument(..., help="Parcels (.parquet or .gpkg)."),
+        out: Path = typer.Option(..., "--out", help="Output .parquet or .gpkg."),
+        min_area: float | None = typer.Option(
+            None, "--min-area", help="Smallest area (m2); default 38931.315 (MSLU); 0 = none."
+        ),
+        max_area: float | None = typer.Option(
+            None, "--max-area", help="Largest area (m2); default 676818.47 (MSLU); 0 = none."
+        ),
+        n: int | None = typer.Option(None, "--n", help="Parcels to draw; default all."),
+        fraction: float | None = typer.Option(
+            None, "--fraction", help="Share of the filtered parcels to draw instead of --n."
+        ),
+        weights: str = typer.Option("0.7,0.3", "--weights", help="Distance,random weight mix."),
+        dispersion: float = typer.Option(
+            0.5, "--dispersion", help="Distance decay as a fraction of the largest distance."
+        ),
+        seed: int = typer.Option(0, "--seed", help="Random seed."),
+        label_col: str | None = typer.Option(
+            None, "--label-col", help="Class column for the class balance (e.g. label)."
+        ),
+    ) -> None:
+        """Filter parcels by area, then draw a centre-weighted random sample (MSLU-100K)."""
+        run_select(
+            parcels, out, min_area, max_area, n, fraction, weights, dispersion, seed, label_col
+        )
+
     app.add_typer(group, name="parcels")
+
+    @app.command("sample-design")
+    def _sample_design(
+        landcover: Path = typer.Option(..., "--landcover", help="Land-cover class raster."),
+        regions: Path = typer.Option(..., "--regions", help="Region polygons (vector file)."),
+        n: int = typer.Option(..., "--n", help="Total number of sample sites."),
+        unit_size_m: float = typer.Option(
+            ..., "--unit-size-m", help="Side of the square grid units (raster CRS units)."
+        ),
+        out: Path = typer.Option(..., "--out", help="Output sites (.gpkg or .parquet)."),
+        region_col: str | None = typer.Option(
+            None, "--region-col", help="Column naming the regions; default row number."
+        ),
+        nodata: float | None = typer.Option(
+            None, "--nodata", help="Nodata class; default the raster's nodata."
+        ),
+        seed: int = typer.Option(0, "--seed", help="Random seed of the site pixels."),
+        standard: str = typer.Option(
+            "sqrt", "--standard", help="LSI standard: sqrt (0.25E/sqrt A) or fragstats."
+        ),
+    ) -> None:
+        """LSI-stratified sample sites on a land-cover raster (Chen et al. 2016)."""
+        run_sample_design(
+            landcover, regions, n, unit_size_m, out, region_col, nodata, seed, standard
+        )

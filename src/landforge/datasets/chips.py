@@ -18,8 +18,9 @@ It is written atomically: a failed run leaves no half store behind.
 
 Splits are spatial blocks (as in raster-vision and torchgeo's block splits): chips are
 grouped into blocks of ``block_size`` x ``block_size`` chip positions and whole blocks
-are assigned to train / val / test at random (seeded) in the requested ratios, so
-neighbouring chips, which share texture and objects, do not leak across splits. With
+are assigned to train / val / test (seeded, balancing the number of chips to the
+requested ratios; see :mod:`landforge.datasets.splits`), so neighbouring chips, which
+share texture and objects, do not leak across splits. With
 ``stride < size`` chips on either side of a block border still overlap a little.
 """
 
@@ -38,6 +39,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from torch.utils.data import Dataset
 
+from landforge.datasets.splits import normalise_ratios, split_windows
 from landforge.errors import InputError
 from landforge.io.atomic import atomic_dir
 from landforge.io.raster import RasterGrid, check_same_grid, iter_blocks, open_raster, read_grid
@@ -192,7 +194,6 @@ def build_chips(
             if fraction < 1.0:
                 arrays["valid"] = valid.astype(np.uint8)
             np.savez_compressed(tmp / "chips" / f"{chip_id}.npz", **arrays)
-            block = (row // (stride * block_size), col // (stride * block_size))
             x0, y0 = grid.transform @ (col, row + size)
             x1, y1 = grid.transform @ (col + size, row)
             records.append(
@@ -203,8 +204,8 @@ def build_chips(
                     "col": col,
                     "height": size,
                     "width": size,
-                    "block_row": block[0],
-                    "block_col": block[1],
+                    "block_row": 0,  # set with the split below
+                    "block_col": 0,
                     "valid_fraction": fraction,
                     **counts,
                     "geometry": box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)),
@@ -216,10 +217,22 @@ def build_chips(
             )
         # Blocks are split after nodata chips are dropped, so every split gets blocks
         # that hold chips.
-        blocks = sorted({(r["block_row"], r["block_col"]) for r in records})
-        block_split = _assign_blocks(blocks, ratios, np.random.default_rng(seed))
-        for r in records:
-            r["split"] = block_split[(r["block_row"], r["block_col"])]
+        split_of = split_windows(
+            [r["row"] for r in records],
+            [r["col"] for r in records],
+            stride,
+            block_size,
+            ratios,
+            seed,
+        )
+        for r, block_row, block_col, name in zip(
+            records,
+            split_of["block_row"].tolist(),
+            split_of["block_col"].tolist(),
+            split_of["split"].tolist(),
+            strict=True,
+        ):
+            r["block_row"], r["block_col"], r["split"] = block_row, block_col, name
         index = gpd.GeoDataFrame(records, geometry="geometry", crs=grid.crs)
         count_cols = sorted(
             (c for c in index.columns if any(c.startswith(f"{n}_") for n in label_paths)),
@@ -274,45 +287,7 @@ def _parse_split(split: Mapping[str, Any] | None) -> tuple[dict[str, float], int
     ):
         raise InputError("split.block_size", f"must be a positive integer, got {block_size!r}")
     block_size = int(block_size)
-    ratios: dict[str, float] = {}
-    for name, value in split.items():
-        try:
-            ratios[str(name)] = float(value)
-        except (TypeError, ValueError):
-            raise InputError(f"split.{name}", f"ratio must be a number, got {value!r}") from None
-        if ratios[str(name)] < 0:
-            raise InputError(f"split.{name}", f"ratio must not be negative, got {value!r}")
-    total = sum(ratios.values())
-    if not ratios or total <= 0:
-        raise InputError("split", "give at least one positive ratio, e.g. train=0.8,val=0.2")
-    return {k: v / total for k, v in ratios.items()}, block_size
-
-
-def _assign_blocks(
-    blocks: list[tuple[int, int]], ratios: Mapping[str, float], rng: np.random.Generator
-) -> dict[tuple[int, int], str]:
-    """Shuffle blocks and give each split its share (largest remainder, at least one
-    block for every split with a positive ratio while there are blocks to give)."""
-    n = len(blocks)
-    names = list(ratios)
-    exact = np.array([ratios[k] * n for k in names])
-    counts = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]:
-        counts[i] += 1
-    for i in np.argsort(-exact, kind="stable"):  # starved splits borrow from the largest
-        if counts[i] == 0 and exact[i] > 0:
-            donor = int(np.argmax(counts))
-            if counts[donor] > 1:
-                counts[donor] -= 1
-                counts[i] += 1
-    order = rng.permutation(n)
-    out: dict[tuple[int, int], str] = {}
-    start = 0
-    for name, c in zip(names, counts, strict=True):
-        for j in order[start : start + c]:
-            out[blocks[j]] = name
-        start += c
-    return out
+    return normalise_ratios(split), block_size
 
 
 def _grid_windows(grid: RasterGrid, size: int, stride: int) -> Iterator[tuple[int, int]]:
