@@ -131,3 +131,14 @@ def test_user_mistakes_exit_2_with_one_line(inputs, tmp_path, capsys, change, me
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith("error: ") and message in err
+
+
+def test_poi_maps_tile_changes_speed_not_values(inputs, tmp_path) -> None:
+    poi, like = inputs
+    args = ["poi-maps", "--poi", str(poi), "--like", str(like)]
+    args += ["--category-col", "residential_or_not", "--dmax", "residential=300,industrial=800"]
+    assert main([*args, "--out", str(tmp_path / "a.tif")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b.tif"), "--tile", "3"]) == 0
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        # 1e-4 m of distance at dmax 300 m is ~3e-7 of p
+        np.testing.assert_allclose(a.read(), b.read(), atol=1e-6)

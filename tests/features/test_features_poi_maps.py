@@ -1,4 +1,4 @@
-"""POI distance-decay probability maps: p = 1 - min(d / dmax, 1), d exact."""
+"""POI distance-decay probability maps: p = 1 - min(d / dmax, 1), d exact haversine."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import pandas as pd
 import pytest
 import rasterio
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyproj import CRS, Transformer
 
 from landforge.errors import InputError
+from landforge.features.poi_distance import haversine_m, nearest_distance_windows
 from landforge.features.poi_maps import (
     EARTH_RADIUS_M,
     parse_dmax,
@@ -20,13 +24,55 @@ from landforge.features.poi_maps import (
 from landforge.io.raster import RasterGrid
 
 UTM = "EPSG:32650"
+#: Tolerances (m) of the exactness claims in landforge.features.poi_distance.
+EXACT_GEOGRAPHIC_M = 1e-6
+EXACT_PROJECTED_M = 1e-4
+#: p is float32: a distance read back from p carries up to ~1e-7 * dmax of rounding.
+P_ROUNDING = 2e-7
 
 
-def brute_force(grid: RasterGrid, xy: np.ndarray, dmax: float) -> np.ndarray:
+def reference_distances(grid: RasterGrid, pois: gpd.GeoDataFrame) -> np.ndarray:
+    """Brute force: PROJ for every pixel centre, haversine to every POI, minimum."""
+    crs = CRS.from_user_input(grid.crs.to_wkt())
+    target = crs if crs.is_geographic else crs.geodetic_crs
     xs, ys = grid.pixel_centres()
     px, py = np.meshgrid(xs, ys)
-    d = np.sqrt((px[..., None] - xy[:, 0]) ** 2 + (py[..., None] - xy[:, 1]) ** 2).min(axis=-1)
-    return 1 - np.minimum(d / dmax, 1)
+    if not crs.is_geographic:
+        px, py = Transformer.from_crs(crs, target, always_xy=True).transform(px, py)
+    ll = pois.to_crs(target)
+    qx, qy = ll.geometry.x.to_numpy(), ll.geometry.y.to_numpy()
+    if len(qx) == 0:
+        return np.full(grid.shape, np.inf)
+    return haversine_m(px[..., None], py[..., None], qx, qy).min(axis=-1)
+
+
+def reference_maps(grid: RasterGrid, pois: gpd.GeoDataFrame, dmax: dict) -> np.ndarray:
+    return np.stack(
+        [
+            1 - np.minimum(reference_distances(grid, pois[pois["category"] == k]) / d, 1)
+            for k, d in dmax.items()
+        ]
+    )
+
+
+def engine_distances(grid: RasterGrid, pois: gpd.GeoDataFrame, dmax: float, **kw) -> np.ndarray:
+    """Float64 distances straight from the engine (no float32 rounding of p)."""
+    crs = CRS.from_user_input(grid.crs.to_wkt())
+    ll = pois.to_crs(crs if crs.is_geographic else crs.geodetic_crs)
+    lonlat = np.column_stack([ll.geometry.x, ll.geometry.y])
+    out = np.full(grid.shape, np.inf)
+    for (rows, cols), (d,) in nearest_distance_windows([lonlat], [dmax], grid, **kw):
+        if d is not None:
+            out[rows, cols] = d
+    return out
+
+
+def assert_same_within_dmax(ours: np.ndarray, ref: np.ndarray, dmax: float, tol: float) -> None:
+    """Equal where either is below dmax (beyond it both only have to be >= dmax)."""
+    near = (ref < dmax) | (ours < dmax)
+    assert np.all(np.isfinite(ours[ref < dmax]))
+    if near.any():
+        assert np.abs(ours[near] - ref[near]).max() <= tol
 
 
 def pois_at(xy: np.ndarray, categories, crs=UTM) -> gpd.GeoDataFrame:
@@ -35,36 +81,143 @@ def pois_at(xy: np.ndarray, categories, crs=UTM) -> gpd.GeoDataFrame:
     )
 
 
-def test_maps_match_brute_force_euclidean_distance() -> None:
+def test_maps_match_brute_force_haversine_on_a_utm_grid() -> None:
     rng = np.random.default_rng(7)
     grid = RasterGrid.from_bounds(500000, 3000000, 500000 + 37 * 7.3, 3000000 + 23 * 7.3, 7.3, UTM)
     # POIs inside and around the grid, some well outside
     xy = rng.uniform([499900, 2999900], [500400, 3000270], size=(60, 2))
     cats = rng.choice(["a", "b"], size=60)
-    maps = poi_probability_maps(pois_at(xy, cats), grid, {"a": 80.0, "b": 150.0})
+    dmax = {"a": 80.0, "b": 150.0}
+    maps = poi_probability_maps(pois_at(xy, cats), grid, dmax)
     assert maps.dtype == np.float32 and maps.shape == (2, 23, 37)
-    for band, (cat, dmax) in enumerate([("a", 80.0), ("b", 150.0)]):
-        expected = brute_force(grid, xy[cats == cat], dmax)
-        assert np.abs(maps[band] - expected).max() < 1e-6
+    expected = reference_maps(grid, pois_at(xy, cats), dmax)
+    for band, d in enumerate(dmax.values()):
+        assert np.abs(maps[band] - expected[band]).max() * d < EXACT_PROJECTED_M + P_ROUNDING * d
     assert maps.max() <= 1 and maps.min() >= 0
 
 
+def test_utm_grid_distance_differs_from_haversine_by_the_scale_factor() -> None:
+    """Why we do not measure in the grid plane: near Wuhan (UTM 50N, ~60 km west of the
+    central meridian) the plane distance is ~0.04 % shorter than on the sphere, plus
+    ~0.1 % by direction: about 0.1-0.5 m at 300 m."""
+    x0, y0 = 560000.0, 3370000.0
+    grid = RasterGrid.from_bounds(x0, y0, x0 + 300, y0 + 300, 10, UTM)
+    xy = np.array([[x0 + 5.0, y0 + 5.0]])
+    d = engine_distances(grid, pois_at(xy, ["a"]), 1000.0)
+    xs, ys = grid.pixel_centres()
+    px, py = np.meshgrid(xs, ys)
+    plane = np.hypot(px - xy[0, 0], py - xy[0, 1])
+    far = plane > 200
+    rel = d[far] / plane[far] - 1
+    assert 1e-4 < np.abs(rel).max() < 5e-3  # real but well under a metre at 300 m
+    assert_same_within_dmax(d, reference_distances(grid, pois_at(xy, ["a"])), 1000, 1e-4)
+
+
+utm_grids = st.builds(
+    lambda x0, y0, res, w, h: RasterGrid.from_bounds(x0, y0, x0 + w * res, y0 + h * res, res, UTM),
+    st.floats(300_000, 700_000),
+    st.floats(0, 5_000_000),
+    st.sampled_from([0.5, 1.0, 3.7, 10.0, 30.0]),
+    st.integers(1, 40),
+    st.integers(1, 40),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    grid=utm_grids,
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 25),
+    dmax=st.floats(5, 1500),
+    tile=st.sampled_from([1, 2, 3, 7, 64]),
+)
+def test_utm_distances_equal_brute_force_haversine(grid, seed, n, dmax, tile) -> None:
+    rng = np.random.default_rng(seed)
+    left, bottom, right, top = grid.bounds
+    pad = dmax * rng.uniform(0, 1.2)  # POIs outside the grid too, within and beyond dmax
+    xy = rng.uniform([left - pad, bottom - pad], [right + pad, top + pad], size=(n, 2))
+    if n > 3:  # several POIs in one pixel, one duplicated
+        xy[1] = xy[0] + rng.uniform(-0.2, 0.2, 2) * grid.res[0]
+        xy[2] = xy[0]
+    pois = pois_at(xy, ["a"] * n)
+    ours = engine_distances(grid, pois, dmax, tile=tile, block_pixels=tile * 3)
+    assert_same_within_dmax(ours, reference_distances(grid, pois), dmax, EXACT_PROJECTED_M)
+
+
+lonlat_grids = st.builds(
+    lambda lon0, lat0, res, w, h: RasterGrid.from_bounds(
+        lon0, lat0, lon0 + w * res, lat0 + h * res, res, "EPSG:4326"
+    ),
+    st.floats(-179.9, 179.0),
+    st.floats(-80, 79),
+    st.sampled_from([2e-6, 1e-5, 1e-4, 1e-3]),
+    st.integers(1, 40),
+    st.integers(1, 40),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    grid=lonlat_grids,
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 25),
+    dmax=st.floats(5, 3000),
+    tile=st.sampled_from([1, 2, 5, 64]),
+)
+def test_lonlat_distances_equal_the_haversine_formula(grid, seed, n, dmax, tile) -> None:
+    rng = np.random.default_rng(seed)
+    left, bottom, right, top = grid.bounds
+    pad = rng.uniform(0, 1.2) * dmax / 111_000 / np.cos(np.radians(max(abs(bottom), abs(top))))
+    lonlat = rng.uniform([left - pad, bottom - pad], [right + pad, top + pad], size=(n, 2))
+    if n > 2:
+        lonlat[1] = lonlat[0]  # two POIs at one place
+    pois = pois_at(lonlat, ["a"] * n, crs="EPSG:4326")
+    ours = engine_distances(grid, pois, dmax, tile=tile, block_pixels=tile * 3)
+    assert_same_within_dmax(ours, reference_distances(grid, pois), dmax, EXACT_GEOGRAPHIC_M)
+
+
+def test_tiny_windows_give_the_one_window_result() -> None:
+    rng = np.random.default_rng(11)
+    grid = RasterGrid.from_bounds(500000, 3000000, 500000 + 47 * 2.5, 3000000 + 29 * 2.5, 2.5, UTM)
+    xy = rng.uniform([499900, 2999900], [500220, 3000170], size=(40, 2))
+    pois = pois_at(xy, rng.choice(["a", "b"], size=40))
+    dmax = {"a": 60.0, "b": 200.0}
+    whole = poi_probability_maps(pois, grid, dmax, tile=128, block_pixels=1 << 20)
+    for tile, block in [(1, 1), (3, 7), (16, 40), (64, 64)]:
+        tiny = poi_probability_maps(pois, grid, dmax, tile=tile, block_pixels=block)
+        # the PROJ lattice follows the tile, so only the 1e-4 m exactness is shared
+        assert np.abs(tiny - whole).max() * 200 < 2 * EXACT_PROJECTED_M + 1e-4
+    threaded = poi_probability_maps(pois, grid, dmax, tile=16, block_pixels=40, workers=2)
+    np.testing.assert_array_equal(
+        threaded, poi_probability_maps(pois, grid, dmax, tile=16, block_pixels=40)
+    )
+
+
+def test_pixels_beyond_dmax_are_zero_and_a_poi_pixel_is_one() -> None:
+    grid = RasterGrid.from_bounds(500000, 3000000, 500100, 3000100, 10, UTM)
+    maps = poi_probability_maps(pois_at(np.array([[500005.0, 3000095.0]]), ["a"]), grid, {"a": 50})
+    assert maps[0, 0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert maps[0, -1, -1] == 0 and maps[0, 6:, 6:].max() == 0
+
+
 def test_pois_outside_the_grid_count_within_dmax() -> None:
-    grid = RasterGrid.from_bounds(0, 0, 100, 100, 10, UTM)
-    near = np.array([[-50.0, 55.0]])  # 50 m left of the grid
+    grid = RasterGrid.from_bounds(500000, 3000000, 500100, 3000100, 10, UTM)
+    near = np.array([[499950.0, 3000055.0]])  # 50 m left of the grid
     maps = poi_probability_maps(pois_at(near, ["a"]), grid, {"a": 100.0})
-    assert maps[0, 4, 0] == pytest.approx(1 - 55 / 100, abs=1e-6)  # row 4: centre (5, 55)
+    assert maps[0, 4, 0] == pytest.approx(1 - 55 / 100, abs=1e-3)  # row 4: centre (5, 55)
     assert maps[0, :, -1].max() == 0  # right column is > 100 m away
-    far = np.array([[-150.0, 55.0]])
+    far = np.array([[499850.0, 3000055.0]])
     assert poi_probability_maps(pois_at(far, ["a"]), grid, {"a": 100.0}).max() == 0
 
 
 def test_a_class_without_pois_is_zeros_with_a_warning() -> None:
-    grid = RasterGrid.from_bounds(0, 0, 100, 100, 10, UTM)
-    pois = pois_at(np.array([[50.0, 50.0]]), ["a"])
+    grid = RasterGrid.from_bounds(500000, 3000000, 500100, 3000100, 10, UTM)
+    pois = pois_at(np.array([[500050.0, 3000050.0]]), ["a"])
     with pytest.warns(UserWarning, match="no POI of class 'b'"):
         maps = poi_probability_maps(pois, grid, {"a": 100.0, "b": 100.0})
     assert maps[1].max() == 0 and maps[0].max() > 0.9
+    with pytest.warns(UserWarning, match="no POI of class 'c'"):
+        assert poi_probability_maps(pois, grid, {"c": 100.0}).max() == 0
 
 
 def test_pois_in_lonlat_on_a_projected_grid() -> None:
@@ -72,16 +225,8 @@ def test_pois_in_lonlat_on_a_projected_grid() -> None:
     xy = np.array([[500033.0, 3000077.0], [500180.0, 3000020.0]])
     lonlat = pois_at(xy, ["a", "a"]).to_crs(4326)
     maps = poi_probability_maps(lonlat, grid, {"a": 120.0})
-    assert np.abs(maps[0] - brute_force(grid, xy, 120.0)).max() < 1e-5
-
-
-def haversine(lon1, lat1, lon2, lat2):
-    lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
-    a = (
-        np.sin((lat2 - lat1) / 2) ** 2
-        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a))
+    expected = reference_maps(grid, pois_at(xy, ["a", "a"]), {"a": 120.0})
+    assert np.abs(maps - expected).max() < 1e-5
 
 
 def test_geographic_grid_uses_great_circle_distance() -> None:
@@ -93,6 +238,28 @@ def test_geographic_grid_uses_great_circle_distance() -> None:
     px, py = np.meshgrid(xs, ys)
     d = haversine(px[..., None], py[..., None], lonlat[:, 0], lonlat[:, 1]).min(axis=-1)
     assert np.abs(maps[0] - (1 - np.minimum(d / 400.0, 1))).max() < 1e-6
+
+
+def test_near_the_pole_across_the_antimeridian_and_far() -> None:
+    cases = [(179.99, 10.0, 1e-4, 2000.0), (-20.0, 88.5, 1e-3, 2000.0), (10.0, 45.0, 0.1, 4e5)]
+    for lon0, lat0, res, dmax in cases:  # the last ones take the sin() path
+        grid = RasterGrid.from_bounds(lon0, lat0, lon0 + 30 * res, lat0 + 20 * res, res, 4326)
+        rng = np.random.default_rng(5)
+        lonlat = rng.uniform([lon0 - 10 * res, lat0], [lon0 + 40 * res, lat0 + 20 * res], (8, 2))
+        lonlat[:, 0] = (lonlat[:, 0] + 180) % 360 - 180  # POIs east of 180 as -179.99...
+        pois = pois_at(lonlat, ["a"] * 8, crs=4326)
+        ours = engine_distances(grid, pois, dmax, tile=8)
+        ref = reference_distances(grid, pois)
+        assert_same_within_dmax(ours, ref, dmax, EXACT_GEOGRAPHIC_M * max(1, dmax / 1e4))
+
+
+def haversine(lon1, lat1, lon2, lat2):
+    lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
+    a = (
+        np.sin((lat2 - lat1) / 2) ** 2
+        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a))
 
 
 class FakeRci:
@@ -135,8 +302,8 @@ def test_classes_by_name_or_code_through_a_mapping(rci_mapping) -> None:
     )
     by_code = poi_probability_maps(pois, grid, {"R": 100, "C": 100, "I": 300}, mapping=rci_mapping)
     np.testing.assert_array_equal(by_name, by_code)
-    np.testing.assert_allclose(by_name[0], brute_force(grid, xy[:1], 100), atol=1e-6)
-    np.testing.assert_allclose(by_name[2], brute_force(grid, xy[2:], 300), atol=1e-6)
+    expected = reference_maps(grid, pois_at(xy, ["r", "c", "i"]), {"r": 100, "c": 100, "i": 300})
+    np.testing.assert_allclose(by_name, expected, atol=1e-5)
     with pytest.raises(InputError, match="no class 'public'"):
         resolve_classes({"public": 100}, rci_mapping)
 
@@ -182,3 +349,25 @@ def test_missing_category_column_or_crs() -> None:
         poi_probability_maps(pois, grid, {"a": 10}, category_col="kind")
     with pytest.raises(InputError, match="no CRS"):
         poi_probability_maps(pois.set_crs(None, allow_override=True), grid, {"a": 10})
+
+
+def test_a_rotated_grid_is_measured_at_its_true_pixel_centres() -> None:
+    from affine import Affine
+
+    grid = RasterGrid(
+        rasterio.crs.CRS.from_user_input(UTM),
+        Affine.translation(500000, 3000300) @ Affine.rotation(20) @ Affine.scale(4, -4),
+        35,
+        27,
+    )
+    rng = np.random.default_rng(2)
+    xy = rng.uniform([499900, 2999900], [500300, 3000400], size=(15, 2))
+    pois = pois_at(xy, ["a"] * 15)
+    t = grid.transform
+    cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
+    px, py = t.c + t.a * cols + t.b * rows, t.f + t.d * cols + t.e * rows
+    lon, lat = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True).transform(px, py)
+    ll = pois.to_crs(4326)
+    ref = haversine_m(lon[..., None], lat[..., None], ll.geometry.x.values, ll.geometry.y.values)
+    ours = engine_distances(grid, pois, 150.0, tile=8)
+    assert_same_within_dmax(ours, ref.min(axis=-1), 150.0, EXACT_PROJECTED_M)

@@ -22,6 +22,7 @@ def run_poi_maps(
     lon: str | None = None,
     lat: str | None = None,
     workers: int = 1,
+    tile: int = 32,
 ) -> Path:
     """Read POIs and a reference grid, compute the maps, write a COG; return its path."""
     from landforge.cli.parcels import _load_mapping
@@ -44,7 +45,13 @@ def run_poi_maps(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         maps = poi_probability_maps(
-            pois, grid, dmax_m, mapping=mapping, category_col=category_col, workers=workers
+            pois,
+            grid,
+            dmax_m,
+            mapping=mapping,
+            category_col=category_col,
+            workers=workers,
+            tile=tile,
         )
     for w in caught:
         typer.echo(f"warning: {w.message}", err=True)
@@ -87,8 +94,14 @@ def register(app: typer.Typer) -> None:
             None, "--lat", help="Latitude/y column of a CSV (default: detected)."
         ),
         workers: int = typer.Option(
-            1, "--workers", help="Threads for distance queries (-1: all cores)."
+            1, "--workers", help="Threads over row windows (-1: all cores)."
+        ),
+        tile: int = typer.Option(
+            32,
+            "--tile",
+            min=1,
+            help="Tile side (pixels) of the exact candidate search; speed and memory only.",
         ),
     ) -> None:
         """POI distance-decay probability per class: p = 1 - min(d / dmax, 1)."""
-        run_poi_maps(poi, like, dmax, out, taxonomy, category_col, lon, lat, workers)
+        run_poi_maps(poi, like, dmax, out, taxonomy, category_col, lon, lat, workers, tile)

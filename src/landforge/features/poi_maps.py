@@ -1,27 +1,15 @@
 """POI distance-decay probability maps (building-use paper, §2.5).
 
-For each class k, ``p_k = 1 - min(d_k / dmax_k, 1)`` where ``d_k`` is the distance from
-a pixel centre to the nearest POI of class k: 1 on a POI, falling linearly to 0 at
-``dmax_k`` and beyond.
+For each class k, ``p_k = 1 - min(d_k / dmax_k, 1)`` where ``d_k`` is the haversine
+distance (mean-radius sphere) from a pixel centre to the nearest POI of class k: 1 on a
+POI, falling linearly to 0 at ``dmax_k`` and beyond. POIs outside the grid count as long
+as they are within ``dmax_k`` of a pixel.
 
-Distances are exact, not rasterised. A k-d tree of the class's POIs is queried with
-every pixel centre (in blocks of rows, with ``distance_upper_bound = dmax`` so pixels
-far from every POI cost little):
-
-* projected grids: Euclidean distance in the grid CRS, converted to metres with the
-  CRS's unit factor. POIs outside the grid count as long as they are within ``dmax``
-  of the grid (the tree holds every POI within ``dmax`` of the grid bounds).
-* geographic grids: POIs and pixel centres as 3-D unit vectors; the nearest POI by
-  chord length is the nearest by great-circle distance, whose haversine length on the
-  mean-radius sphere (6,371,008.8 m) is reported. The sphere departs from the WGS84
-  ellipsoid by up to ~0.5 %, i.e. up to ~1.5 m at 300 m.
-
-We chose this over ``scipy.ndimage.distance_transform_edt`` on POIs burnt into cells:
-EDT measures to cell centres (error up to half a pixel diagonal) and its "nearest
-cell, then exact distance" refinement can still pick the wrong POI (error up to a
-pixel diagonal), while the tree is exact at comparable speed for the POI densities and
-grid sizes of land-use mapping (about 0.6 s per class and 10^6 pixels on one core,
-measured with the ~2,000 Helsinki OSM POIs on a 2,000 x 2,000 1 m grid).
+Distances are exact, not rasterised: see :mod:`landforge.features.poi_distance` for the
+definition on geographic and projected grids (1e-6 m and 1e-4 m of the haversine
+formula) and the tiled candidate search that makes them fast. The maps are computed by
+windows of ``tile`` rows, so working memory is a few float64 windows whatever the grid
+size; only the float32 result is held whole.
 """
 
 from __future__ import annotations
@@ -39,9 +27,9 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import CRS
-from scipy.spatial import cKDTree
 
 from landforge.errors import InputError
+from landforge.features.poi_distance import EARTH_RADIUS_M, nearest_distance_windows
 from landforge.io.raster import RasterGrid, write_cog
 from landforge.progress import track
 
@@ -53,9 +41,6 @@ __all__ = [
     "resolve_classes",
     "write_poi_maps",
 ]
-
-#: Mean Earth radius (IUGG), used for haversine distances on geographic grids.
-EARTH_RADIUS_M = 6_371_008.8
 
 
 @dataclass(frozen=True)
@@ -142,12 +127,13 @@ def poi_probability_maps(
     mapping: Any = None,
     category_col: str = "category",
     workers: int = 1,
-    block_pixels: int = 1 << 20,
+    block_pixels: int = 1 << 19,
+    tile: int = 32,
 ) -> np.ndarray:
     """Distance-decay POI probability per class on ``grid``.
 
-    ``p = 1 - min(d / dmax, 1)``, d = distance (m) from the pixel centre to the nearest
-    POI of the class (building-use paper, §2.5, eq. 1-3).
+    ``p = 1 - min(d / dmax, 1)``, d = haversine distance (m) from the pixel centre to the
+    nearest POI of the class (building-use paper, §2.5, eq. 1-3).
 
     Args:
         pois: POI points (any CRS) with a category column.
@@ -158,8 +144,9 @@ def poi_probability_maps(
         mapping: taxonomy mapping from ``category_col`` to classes (``map_many``,
             ``classes``); None when the categories already are the classes.
         category_col: the POI category column.
-        workers: threads for the k-d tree queries (-1: all cores).
-        block_pixels: pixels per query block (bounds memory).
+        workers: threads over windows and for the k-d tree (-1: all cores).
+        block_pixels: pixels per window at most (bounds working memory).
+        tile: tile side in pixels of the candidate search (speed only, not results).
 
     Returns:
         float32 array (n_classes, height, width) in [0, 1].
@@ -186,100 +173,46 @@ def poi_probability_maps(
         [None if c is None or pd.isna(c) else str(c) for c in codes], dtype=object
     )
 
-    crs = CRS.from_user_input(grid.crs.to_wkt())
-    pts = pois.to_crs(crs).geometry.values
-    ok = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
-    pts = shapely.point_on_surface(pts[ok]) if ok.any() else pts[ok]
-    xy = np.column_stack([shapely.get_x(pts), shapely.get_y(pts)]) if len(pts) else np.zeros((0, 2))
-    codes_str = codes_str[ok]
-
-    out = np.zeros((len(classes), grid.height, grid.width), dtype=np.float32)
-    for band, cls in enumerate(classes):
-        sel = xy[codes_str == cls.code]
+    lonlat, codes_str = _poi_lonlat(pois, grid, codes_str)
+    per_class = []
+    for cls in classes:
+        sel = lonlat[codes_str == cls.code]
         if len(sel) == 0:
             warnings.warn(
                 f"no POI of class {cls.key!r}; its probability band is all zeros", stacklevel=2
             )
-            continue
-        if crs.is_geographic:
-            out[band] = _geographic(sel, grid, cls, workers, block_pixels)
-        else:
-            out[band] = _projected(sel, grid, crs, cls, workers, block_pixels)
-    return out
+        per_class.append(sel)
 
-
-def _row_blocks(grid: RasterGrid, block_pixels: int) -> list[tuple[int, int]]:
-    rows = max(1, block_pixels // max(grid.width, 1))
-    return [(r, min(r + rows, grid.height)) for r in range(0, grid.height, rows)]
-
-
-def _centres(grid: RasterGrid, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates of rows r0..r1 (any affine, rotation included)."""
-    t = grid.transform
-    cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(r0, r1) + 0.5)
-    return t.c + t.a * cols + t.b * rows, t.f + t.d * cols + t.e * rows
-
-
-def _projected(
-    xy: np.ndarray, grid: RasterGrid, crs: CRS, cls: PoiClass, workers: int, block_pixels: int
-) -> np.ndarray:
-    unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-    dmax = cls.dmax_m / unit  # in CRS units
-    left, bottom, right, top = grid.bounds
-    near = (
-        (xy[:, 0] >= left - dmax)
-        & (xy[:, 0] <= right + dmax)
-        & (xy[:, 1] >= bottom - dmax)
-        & (xy[:, 1] <= top + dmax)
-    )
-    out = np.zeros(grid.shape, dtype=np.float32)
-    if not near.any():
+    out = np.zeros((len(classes), grid.height, grid.width), dtype=np.float32)
+    if not any(len(s) for s in per_class):
         return out
-    tree = cKDTree(xy[near])
-    for r0, r1 in track(_row_blocks(grid, block_pixels), f"POI map {cls.name}"):
-        x, y = _centres(grid, r0, r1)
-        d, _ = tree.query(
-            np.column_stack([x.ravel(), y.ravel()]), k=1, distance_upper_bound=dmax, workers=workers
-        )
-        out[r0:r1] = _decay(d, dmax).reshape(r1 - r0, grid.width)
-    return out
-
-
-def _unit_vectors(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    lon_r, lat_r = np.radians(lon), np.radians(lat)
-    cos_lat = np.cos(lat_r)
-    return np.column_stack([cos_lat * np.cos(lon_r), cos_lat * np.sin(lon_r), np.sin(lat_r)])
-
-
-def _haversine(
-    lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray
-) -> np.ndarray:
-    lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
-    a = (
-        np.sin((lat2 - lat1) / 2) ** 2
-        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    windows = nearest_distance_windows(
+        per_class,
+        [c.dmax_m for c in classes],
+        grid,
+        tile=tile,
+        block_pixels=block_pixels,
+        workers=workers,
     )
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
-def _geographic(
-    lonlat: np.ndarray, grid: RasterGrid, cls: PoiClass, workers: int, block_pixels: int
-) -> np.ndarray:
-    tree = cKDTree(_unit_vectors(lonlat[:, 0], lonlat[:, 1]))
-    angle = min(cls.dmax_m / EARTH_RADIUS_M, math.pi)
-    chord = 2 * math.sin(angle / 2) * (1 + 1e-9) + 1e-12  # a hair over, never prune a hit
-    out = np.zeros(grid.shape, dtype=np.float32)
-    for r0, r1 in track(_row_blocks(grid, block_pixels), f"POI map {cls.name}"):
-        lon, lat = _centres(grid, r0, r1)
-        lon, lat = lon.ravel(), lat.ravel()
-        _, idx = tree.query(
-            _unit_vectors(lon, lat), k=1, distance_upper_bound=chord, workers=workers
-        )
-        hit = idx < len(lonlat)
-        d = np.full(lon.shape, np.inf)
-        d[hit] = _haversine(lon[hit], lat[hit], lonlat[idx[hit], 0], lonlat[idx[hit], 1])
-        out[r0:r1] = _decay(d, cls.dmax_m).reshape(r1 - r0, grid.width)
+    for (rows, cols), dists in track(windows, "POI maps"):
+        for band, (cls, d) in enumerate(zip(classes, dists, strict=True)):
+            if d is not None:
+                out[band, rows, cols] = _decay(d, cls.dmax_m)
     return out
+
+
+def _poi_lonlat(
+    pois: gpd.GeoDataFrame, grid: RasterGrid, codes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """POI lon/lat (degrees) in the grid CRS's geodetic datum, and their codes."""
+    crs = CRS.from_user_input(grid.crs.to_wkt())
+    target = crs if crs.is_geographic else crs.geodetic_crs
+    pts = pois.to_crs(target).geometry.values
+    ok = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
+    pts = shapely.point_on_surface(pts[ok]) if ok.any() else pts[ok]
+    if not len(pts):
+        return np.zeros((0, 2)), codes[ok]
+    return np.column_stack([shapely.get_x(pts), shapely.get_y(pts)]), codes[ok]
 
 
 def _decay(d: np.ndarray, dmax: float) -> np.ndarray:

@@ -1,0 +1,158 @@
+"""POI probability maps: landforge vs brute-force haversine and scipy's EDT, same run.
+
+An 8192 x 8192 UTM grid at 0.5 m (4.1 km square, zone 50N at ~30.5 N), 5,000 uniform
+random POIs per class (3 classes, some outside the grid), dmax 300/300/800 m.
+
+* ours: ``poi_probability_maps`` for the whole job (one thread), then
+  ``write_poi_maps`` (COG) timed separately;
+* brute force: vectorised haversine from a random subsample of pixels (PROJ per pixel)
+  to every POI of each class, extrapolated to all pixels; also the reference for the
+  maximum distance error of ours (|p - p_ref| * dmax);
+* wall and CPU (``process_time``) seconds: the machine is shared, and both ours and
+  the EDT run on one thread, so the CPU ratio is the steadier one;
+* scipy EDT alone: ``scipy.ndimage.distance_transform_edt`` of the full grid with the
+  POIs burnt in, distances only and with the feature transform (``return_indices``),
+  one class timed and multiplied by 3 to keep the run short.
+
+Prints one JSON line last. Usage: ``python benchmarks/bench_poi_maps.py [--size 8192]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LANDFORGE_QUIET", "1")
+
+import geopandas as gpd  # noqa: E402
+import numpy as np  # noqa: E402
+import shapely  # noqa: E402
+from pyproj import Transformer  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from landforge.features.poi_distance import haversine_m  # noqa: E402
+from landforge.features.poi_maps import poi_probability_maps, write_poi_maps  # noqa: E402
+from landforge.io.raster import RasterGrid  # noqa: E402
+
+CRS = "EPSG:32650"
+X0, Y0 = 560_000.0, 3_370_000.0
+DMAX = {"residential": 300.0, "commercial": 300.0, "industrial": 800.0}
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=8192)
+    parser.add_argument("--res", type=float, default=0.5)
+    parser.add_argument("--pois", type=int, default=5000, help="POIs per class")
+    parser.add_argument("--sample", type=int, default=20_000, help="brute-force pixels")
+    parser.add_argument("--tile", type=int, default=32)
+    args = parser.parse_args()
+
+    n, res = args.size, args.res
+    side = n * res
+    grid = RasterGrid.from_bounds(X0, Y0, X0 + side, Y0 + side, res, CRS)
+    rng = np.random.default_rng(42)
+    margin = 200.0  # some POIs outside the grid, within dmax
+    names = list(DMAX)
+    xy = rng.uniform(
+        [X0 - margin, Y0 - margin], [X0 + side + margin, Y0 + side + margin], (3 * args.pois, 2)
+    )
+    cats = np.repeat(names, args.pois)
+    pois = gpd.GeoDataFrame({"category": cats}, geometry=shapely.points(xy), crs=CRS)
+
+    # (c) ours, whole job, then the COG write
+    rss_before = _peak_mib()
+    t0, c0 = time.perf_counter(), time.process_time()
+    maps = poi_probability_maps(pois, grid, DMAX, tile=args.tile)
+    t_ours, c_ours = time.perf_counter() - t0, time.process_time() - c0
+    rss_ours = _peak_mib()
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        path = write_poi_maps(Path(tmp) / "poi.tif", maps, grid, names, DMAX)
+        t_cog = time.perf_counter() - t0
+        cog_mib = path.stat().st_size / 2**20
+    rss_cog = _peak_mib()
+
+    # (a) brute force on a pixel subsample: PROJ per pixel, haversine to every POI
+    to_ll = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    rows = rng.integers(0, n, args.sample)
+    cols = rng.integers(0, n, args.sample)
+    xs, ys = grid.pixel_centres()
+    t0 = time.perf_counter()
+    plon, plat = to_ll.transform(xs[cols], ys[rows])
+    qlon, qlat = to_ll.transform(xy[:, 0], xy[:, 1])
+    max_err = 0.0
+    for band, name in enumerate(names):
+        sel = cats == name
+        d = np.full(args.sample, np.inf)
+        for s in range(0, args.sample, 1000):  # chunks keep the (pixels, POIs) matrix small
+            d[s : s + 1000] = haversine_m(
+                plon[s : s + 1000, None], plat[s : s + 1000, None], qlon[sel], qlat[sel]
+            ).min(axis=1)
+        p_ref = 1 - np.minimum(d / DMAX[name], 1)
+        err = np.abs(maps[band, rows, cols].astype(np.float64) - p_ref) * DMAX[name]
+        max_err = max(max_err, float(err.max()))
+    t_brute_sample = time.perf_counter() - t0
+    t_brute = t_brute_sample * (n * n) / args.sample
+    del maps
+
+    # (b) scipy EDT alone on the full grid (one class, x3)
+    r = ((Y0 + side - xy[cats == names[0], 1]) / res).astype(int)
+    c = ((xy[cats == names[0], 0] - X0) / res).astype(int)
+    inside = (r >= 0) & (r < n) & (c >= 0) & (c < n)
+    background = np.ones((n, n), dtype=bool)
+    background[r[inside], c[inside]] = False
+    t0, c0 = time.perf_counter(), time.process_time()
+    dist = ndimage.distance_transform_edt(background, sampling=res)
+    t_edt, c_edt = 3 * (time.perf_counter() - t0), 3 * (time.process_time() - c0)
+    del dist
+    t0, c0 = time.perf_counter(), time.process_time()
+    dist, idx = ndimage.distance_transform_edt(background, sampling=res, return_indices=True)
+    t_edt_idx, c_edt_idx = 3 * (time.perf_counter() - t0), 3 * (time.process_time() - c0)
+    del dist, idx
+
+    print(
+        json.dumps(
+            {
+                "grid": f"{n}x{n}",
+                "res_m": res,
+                "pois_per_class": args.pois,
+                "classes": 3,
+                "dmax_m": list(DMAX.values()),
+                "tile": args.tile,
+                "ours_s": round(t_ours, 2),
+                "ours_cpu_s": round(c_ours, 2),
+                "cog_write_s": round(t_cog, 2),
+                "cog_mib": round(cog_mib, 1),
+                "scipy_edt_s": round(t_edt, 2),
+                "scipy_edt_indices_s": round(t_edt_idx, 2),
+                "scipy_edt_cpu_s": round(c_edt, 2),
+                "scipy_edt_indices_cpu_s": round(c_edt_idx, 2),
+                "brute_sample_pixels": args.sample,
+                "brute_sample_s": round(t_brute_sample, 2),
+                "brute_extrapolated_s": round(t_brute, 0),
+                "ratio_ours_over_edt": round(t_ours / t_edt, 3),
+                "ratio_ours_over_edt_indices": round(t_ours / t_edt_idx, 3),
+                "cpu_ratio_ours_over_edt": round(c_ours / c_edt, 3),
+                "ratio_brute_over_ours": round(t_brute / t_ours, 0),
+                "max_abs_error_m": max_err,
+                "peak_rss_mib_before": round(rss_before),
+                "peak_rss_mib_after_ours": round(rss_ours),
+                "peak_rss_mib_after_cog": round(rss_cog),
+                "output_mib": round(3 * n * n * 4 / 2**20),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
