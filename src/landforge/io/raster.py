@@ -175,6 +175,9 @@ def iter_blocks(grid: RasterGrid | tuple[int, int], block: int = 1024) -> Iterat
             yield Window(col, row, min(block, width - col), min(block, height - row))
 
 
+_MEMORY_STAGING_BYTES = 256 * 2**20
+
+
 def write_cog(
     path: str | os.PathLike[str],
     array: np.ndarray,
@@ -201,10 +204,25 @@ def write_cog(
         overview_resampling = "nearest" if np.issubdtype(arr.dtype, np.integer) else "average"
     final = Path(path)
     with atomic_path(final) as tmp:
-        mem_profile = grid.profile(arr.shape[0], arr.dtype, nodata)
-        mem_profile.update(driver="GTiff", tiled=True, blockxsize=blocksize, blockysize=blocksize)
-        with rasterio.MemoryFile() as mem:
-            with mem.open(**mem_profile) as dst:
+        staging_profile = grid.profile(arr.shape[0], arr.dtype, nodata)
+        staging_profile.update(
+            driver="GTiff", tiled=True, blockxsize=blocksize, blockysize=blocksize
+        )
+        # Small rasters are staged in memory; large ones in a temporary file beside the
+        # output, so the staging copy does not double the memory the array already uses.
+        with contextlib.ExitStack() as stack:
+            if arr.nbytes <= _MEMORY_STAGING_BYTES:
+                staging: Any = stack.enter_context(rasterio.MemoryFile())
+                open_staging = staging.open
+            else:
+                path_staging = tmp.with_name(tmp.stem + ".stage.tif")
+                stack.callback(path_staging.unlink, missing_ok=True)  # scratch, always removed
+                staging_profile.update(compress="ZSTD", zstd_level=1, BIGTIFF="IF_SAFER")
+
+                def open_staging(**kw: Any) -> Any:
+                    return rasterio.open(path_staging, "w" if kw else "r", **kw)
+
+            with open_staging(**staging_profile) as dst:
                 dst.write(arr)
                 for i, desc in enumerate(band_descriptions or [], start=1):
                     dst.set_band_description(i, desc)
@@ -212,7 +230,7 @@ def write_cog(
                     dst.write_colormap(1, dict(colormap))
                 if tags:
                     dst.update_tags(**{k: str(v) for k, v in tags.items()})
-            with mem.open() as src:
+            with open_staging() as src:
                 cog_profile = {
                     "driver": "COG",
                     "compress": compress,
