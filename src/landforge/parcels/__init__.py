@@ -21,6 +21,7 @@ from landforge.parcels.lsi import (
 )
 from landforge.parcels.poisson import patch_squares, poisson_disk, poisson_patches
 from landforge.parcels.select import MSLU_AREA_RANGE, select_parcels, selection_report
+from landforge.parcels.tiled import generate_parcels_tiled
 
 __all__ = [
     "DEFAULT_WIDTHS_M",
@@ -32,6 +33,7 @@ __all__ = [
     "design_samples",
     "design_samples_array",
     "generate_parcels",
+    "generate_parcels_tiled",
     "label_parcels",
     "largest_remainder",
     "load_widths",

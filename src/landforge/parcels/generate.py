@@ -45,8 +45,13 @@ from landforge.io.vector import to_metric
 __all__ = [
     "DEFAULT_WIDTHS_M",
     "ParcelConfig",
+    "PreparedRoads",
     "generate_parcels",
     "load_widths",
+    "parcel_frame",
+    "parcels_from_blocks",
+    "prepare_roads",
+    "road_blocks",
     "road_widths",
 ]
 
@@ -211,6 +216,46 @@ def generate_parcels(
             meet.
     """
     cfg = cfg or ParcelConfig()
+    prep = prepare_roads(roads, boundary, cfg)
+    buffers = shapely.buffer(prep.lines, prep.half, quad_segs=cfg.quad_segs)
+    shapely.prepare(prep.area)
+    touching = shapely.intersects(buffers, prep.area)
+    if not touching.any():
+        raise InputError(
+            "boundary", "no road meets the boundary; check that both cover the same area"
+        )
+    blocks = road_blocks(prep.area, buffers[touching])
+    parcels = parcels_from_blocks(blocks, cfg)
+    return parcel_frame(parcels, prep.crs, prep.centre)
+
+
+@dataclass
+class PreparedRoads:
+    """Validated roads in the working CRS: what the per-area parcel step needs.
+
+    Attributes:
+        lines: road centre lines with a width > 0 (metric CRS).
+        half: half roadbed width of each line (buffer distance, m).
+        area: the boundary as one (multi)polygon in ``crs``.
+        crs: working (metric) CRS.
+        centre: point that ``dist_centre_m`` is measured from.
+    """
+
+    lines: np.ndarray
+    half: np.ndarray
+    area: shapely.Geometry
+    crs: CRS
+    centre: shapely.Geometry
+
+
+def prepare_roads(
+    roads: gpd.GeoDataFrame, boundary: gpd.GeoDataFrame | None, cfg: ParcelConfig
+) -> PreparedRoads:
+    """Validate the inputs of :func:`generate_parcels` and project them to the work CRS.
+
+    Raises:
+        InputError: roads without a CRS, no usable roads, or a bad boundary.
+    """
     if roads.crs is None:
         raise InputError("roads", "road layer has no CRS; set one and retry")
     geoms = roads.geometry.values
@@ -228,30 +273,53 @@ def generate_parcels(
     keep = widths > 0
     if not keep.any():
         raise InputError("roads", "every road has width 0 (only footways or excluded classes)")
-    lines = metric.geometry.values[keep]
-    half = widths[keep] / 2.0
-
     area = _boundary_polygon(boundary, metric, crs)
-    buffers = shapely.buffer(lines, half, quad_segs=cfg.quad_segs)
-    touching = shapely.intersects(buffers, area)
-    if not touching.any():
-        raise InputError(
-            "boundary", "no road meets the boundary; check that both cover the same area"
-        )
-    roads_union = shapely.union_all(buffers[touching])
-    blocks = shapely.get_parts(shapely.difference(area, roads_union))
-    parcels = _open(blocks, cfg.clean_m)
-    parcels = parcels[shapely.area(parcels) >= max(cfg.min_area_m2, 0.0)]
+    return PreparedRoads(
+        lines=metric.geometry.values[keep],
+        half=widths[keep] / 2.0,
+        area=area,
+        crs=crs,
+        centre=_centre(cfg, roads.crs, crs, area),
+    )
+
+
+def road_blocks(area: shapely.Geometry, buffers: np.ndarray) -> np.ndarray:
+    """Road-bounded blocks: single polygons of ``area`` minus the union of road buffers."""
+    return shapely.get_parts(shapely.difference(area, shapely.union_all(buffers)))
+
+
+def parcels_from_blocks(blocks: np.ndarray, cfg: ParcelConfig, return_index: bool = False) -> Any:
+    """Open each road-bounded block, drop small pieces and repair the rare invalid one.
+
+    Works block by block (no geometry depends on another block), so any subset of the
+    blocks gives the matching subset of the parcels: the basis of tiled generation.
+    With ``return_index``, also returns the index of each parcel's block.
+    """
+    blocks = np.asarray(blocks, dtype=object)
+    # Canonical vertex order first: GEOS's mitre buffer can differ by centimetres with
+    # the ring's start vertex, and a block must open the same however it was found.
+    parcels, source = _open(shapely.normalize(blocks), cfg.clean_m)
+    min_area = max(cfg.min_area_m2, 0.0)
+    big = shapely.area(parcels) >= min_area
+    parcels, source = parcels[big], source[big]
     invalid = ~shapely.is_valid(parcels)
     if invalid.any():  # rare: GEOS buffers can leave a self-touching ring
-        parcels[invalid] = _polygonal(shapely.make_valid(parcels[invalid]))
-        parcels = shapely.get_parts(parcels)
-        parcels = parcels[shapely.area(parcels) >= max(cfg.min_area_m2, 0.0)]
+        # make_valid may split one parcel into several: rebuild, keeping each one's block
+        fixed, at = shapely.get_parts(shapely.make_valid(parcels[invalid]), return_index=True)
+        poly = shapely.get_type_id(fixed) == shapely.GeometryType.POLYGON
+        fixed, fixed_source = fixed[poly], source[invalid][at[poly]]
+        parcels = np.concatenate([parcels[~invalid], fixed])
+        source = np.concatenate([source[~invalid], fixed_source])
+        big = shapely.area(parcels) >= min_area
+        parcels, source = parcels[big], source[big]
+    return (parcels, source) if return_index else parcels
 
-    centre = _centre(cfg, roads.crs, crs, area)
+
+def parcel_frame(parcels: np.ndarray, crs: CRS, centre: shapely.Geometry) -> gpd.GeoDataFrame:
+    """The parcel GeoDataFrame: ids 1..n in the given order plus the shape attributes."""
     a = shapely.area(parcels)
     p = shapely.length(parcels)
-    out = gpd.GeoDataFrame(
+    return gpd.GeoDataFrame(
         {
             "parcel_id": np.arange(1, len(parcels) + 1, dtype=np.int64),
             "area_m2": a,
@@ -262,7 +330,6 @@ def generate_parcels(
         geometry=gpd.GeoSeries(parcels, crs=crs),
         crs=crs,
     )
-    return out
 
 
 def _utm_zone(gdf: gpd.GeoDataFrame) -> CRS | None:
@@ -315,22 +382,29 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return parts[types == shapely.GeometryType.POLYGON]
 
 
-def _open(blocks: np.ndarray, clean_m: float) -> np.ndarray:
+def _open(blocks: np.ndarray, clean_m: float) -> tuple[np.ndarray, np.ndarray]:
     """Morphological opening of each block, exploded to single polygons.
 
     Mitre joins keep right-angled block corners square. Each block is eroded, its pieces
     dilated together (one buffer of the multipolygon, so pieces that regrow into each
     other merge rather than overlap) and clipped to the block, so parcels stay inside
-    the block and never overlap.
+    the block and never overlap. Returns the polygons and the index of each one's block.
     """
-    blocks = blocks[~shapely.is_empty(blocks)]
-    if clean_m <= 0 or len(blocks) == 0:
-        return blocks
-    eroded = shapely.buffer(blocks, -clean_m, join_style="mitre")
-    alive = ~shapely.is_empty(eroded)
-    dilated = shapely.buffer(eroded[alive], clean_m, join_style="mitre")
+    nonempty = np.flatnonzero(~shapely.is_empty(blocks))
+    if clean_m <= 0 or len(nonempty) == 0:
+        parts, at = shapely.get_parts(blocks[nonempty], return_index=True)
+        return _polygon_parts(parts, nonempty[at])
+    eroded = shapely.buffer(blocks[nonempty], -clean_m, join_style="mitre")
+    alive = nonempty[~shapely.is_empty(eroded)]
+    dilated = shapely.buffer(eroded[~shapely.is_empty(eroded)], clean_m, join_style="mitre")
     opened = shapely.intersection(dilated, blocks[alive])
-    return _polygonal(opened)
+    parts, at = shapely.get_parts(opened, return_index=True)
+    return _polygon_parts(parts, alive[at])
+
+
+def _polygon_parts(parts: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    poly = shapely.get_type_id(parts) == shapely.GeometryType.POLYGON
+    return parts[poly], source[poly]
 
 
 def _centre(cfg: ParcelConfig, roads_crs: Any, crs: CRS, area: shapely.Geometry) -> Any:
