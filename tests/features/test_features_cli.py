@@ -142,3 +142,40 @@ def test_poi_maps_tile_changes_speed_not_values(inputs, tmp_path) -> None:
     with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
         # 1e-4 m of distance at dmax 300 m is ~3e-7 of p
         np.testing.assert_allclose(a.read(), b.read(), atol=1e-6)
+
+
+def test_poi_maps_from_an_osm_pbf_on_a_utm_grid(shared_data, tmp_path, capsys):
+    """The user's story: OSM POIs of central Helsinki on a 10 m UTM grid, OSM -> R/C/I."""
+    import numpy as np
+    import rasterio
+
+    from landforge.cli import main
+    from landforge.io.raster import RasterGrid, write_cog
+
+    pbf = shared_data / "osm" / "helsinki.osm.pbf"
+    # EPSG:32635 covering the extract (about 24.935-24.953 E, 60.164-60.179 N)
+    grid = RasterGrid.from_bounds(385000, 6671000, 386200, 6672700, 10.0, 32635)
+    like = write_cog(tmp_path / "like.tif", np.zeros((1, *grid.shape), np.uint8), grid)
+    out = tmp_path / "poi.tif"
+    code = main(
+        [
+            "poi-maps",
+            "--poi",
+            str(pbf),
+            "--taxonomy",
+            "osm_rci",
+            "--like",
+            str(like),
+            "--dmax",
+            "residential=300,commercial=300,industrial=800",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    with rasterio.open(out) as src:
+        maps = src.read()
+        assert src.descriptions == ("residential", "commercial", "industrial")
+    assert maps.shape == (3, *grid.shape)
+    assert maps[1].max() > 0.9  # shops and cafes everywhere in central Helsinki
+    assert ((maps >= 0) & (maps <= 1)).all()

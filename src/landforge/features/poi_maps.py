@@ -165,8 +165,18 @@ def poi_probability_maps(
         raise InputError("pois", f"no category column {category_col!r}; the layer has: {have}")
     classes = resolve_classes(dmax, mapping)
     if mapping is not None:
-        codes, _unknown = mapping.map_many(pois[category_col])
+        codes, unknown = mapping.map_many(pois[category_col])
         codes = codes.astype("object")
+        if unknown:
+            # counted and reported, never silently dropped
+            top = ", ".join(
+                f"{k!r} ({v})" for k, v in sorted(unknown.items(), key=lambda kv: -kv[1])[:5]
+            )
+            warnings.warn(
+                f"{sum(unknown.values())} POIs in {len(unknown)} categories unknown to "
+                f"{mapping.name!r} are not used: {top}{', ...' if len(unknown) > 5 else ''}",
+                stacklevel=2,
+            )
     else:
         codes = pois[category_col].astype("object")
     codes_str = np.asarray(

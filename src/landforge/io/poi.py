@@ -40,7 +40,8 @@ def read_pois(
     """Read POIs as points in EPSG:4326.
 
     Args:
-        path: CSV/TSV (coordinates in columns), GeoJSON, GeoParquet or GeoPackage.
+        path: CSV/TSV (coordinates in columns), GeoJSON, GeoParquet, GeoPackage, or an
+            OpenStreetMap ``.osm.pbf`` (amenity, shop, office, ... as ``key=value``).
         lon_col, lat_col: coordinate columns of a CSV; detected from common names
             (lon/lng/longitude/x, lat/latitude/y) when not given.
         category_col: column that must exist (the POI category); None to skip the check.
@@ -56,7 +57,11 @@ def read_pois(
             invalid coordinates (with their count).
     """
     p = require_file(path, "POI file")
-    if p.suffix.lower() in _CSV:
+    if p.name.lower().endswith(".pbf"):
+        from landforge.io.osm import read_osm_pois
+
+        gdf = read_osm_pois(p)  # category = "key=value", for the osm_* taxonomies
+    elif p.suffix.lower() in _CSV:
         gdf = _read_csv(p, lon_col, lat_col, crs)
     else:
         gdf = read_vector(p, require_crs=False)
