@@ -371,3 +371,40 @@ def test_a_rotated_grid_is_measured_at_its_true_pixel_centres() -> None:
     ref = haversine_m(lon[..., None], lat[..., None], ll.geometry.x.values, ll.geometry.y.values)
     ours = engine_distances(grid, pois, 150.0, tile=8)
     assert_same_within_dmax(ours, ref.min(axis=-1), 150.0, EXACT_PROJECTED_M)
+
+
+@pytest.mark.parametrize("block_pixels", [1 << 19, 32 * 40])
+def test_streamed_cog_equals_in_memory_maps(tmp_path, block_pixels):
+    """Written window by window (bounded memory) == the whole array, also when windows
+    split the width into several pieces."""
+    import geopandas as gpd
+    import rasterio
+    from shapely.geometry import Point
+
+    from landforge.features.poi_maps import poi_probability_maps, write_poi_probability_maps
+    from landforge.io.raster import RasterGrid
+
+    grid = RasterGrid.from_bounds(
+        400000, 3400000, 400000 + 150 * 2.0, 3400000 + 70 * 2.0, 2.0, 32650
+    )
+    rng = np.random.default_rng(3)
+    xy = rng.uniform([400000, 3400000], [400300, 3400140], size=(30, 2))
+    pois = gpd.GeoDataFrame(
+        {"category": rng.choice(["a", "b"], 30)},
+        geometry=[Point(x, y) for x, y in xy],
+        crs=32650,
+    )
+    dmax = {"a": 80.0, "b": 40.0}
+    maps = poi_probability_maps(pois, grid, dmax, block_pixels=block_pixels)
+    out = write_poi_probability_maps(
+        tmp_path / "p.tif", pois, grid, dmax, block_pixels=block_pixels
+    )
+    with rasterio.open(out) as src:
+        np.testing.assert_array_equal(src.read(), maps)
+        assert src.descriptions == ("a", "b")
+    assert [p.name for p in tmp_path.iterdir()] == ["p.tif"]  # no staging file left
+    empty = pois.iloc[:0]
+    with pytest.warns(UserWarning, match="all zeros"):
+        zero = write_poi_probability_maps(tmp_path / "z.tif", empty, grid, dmax)
+    with rasterio.open(zero) as src:
+        assert not src.read().any()

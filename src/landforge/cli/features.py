@@ -28,9 +28,8 @@ def run_poi_maps(
     from landforge.cli.parcels import _load_mapping
     from landforge.features.poi_maps import (
         parse_dmax,
-        poi_probability_maps,
         resolve_classes,
-        write_poi_maps,
+        write_poi_probability_maps,
     )
     from landforge.io.poi import read_pois
     from landforge.io.raster import read_grid
@@ -44,7 +43,8 @@ def run_poi_maps(
     pois = read_pois(poi, lon_col=lon, lat_col=lat, category_col=category_col)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        maps = poi_probability_maps(
+        write_poi_probability_maps(
+            out,
             pois,
             grid,
             dmax_m,
@@ -56,7 +56,6 @@ def run_poi_maps(
     for w in caught:
         typer.echo(f"warning: {w.message}", err=True)
     names = [c.name for c in classes]
-    write_poi_maps(out, maps, grid, names, {c.name: c.dmax_m for c in classes})
     typer.echo(
         f"{len(pois)} POIs -> {len(names)} bands ({', '.join(names)}) "
         f"{grid.width}x{grid.height} -> {out}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from pyproj import CRS
 
 from landforge.errors import InputError
 from landforge.features.poi_distance import EARTH_RADIUS_M, nearest_distance_windows
-from landforge.io.raster import RasterGrid, write_cog
+from landforge.io.raster import RasterGrid, StagedCOG, iter_blocks, write_cog
 from landforge.progress import track
 
 __all__ = [
@@ -156,6 +156,49 @@ def poi_probability_maps(
             ``dmax`` key the mapping does not know. A class with no POI gives a band of
             zeros and a warning.
     """
+    classes, per_class = _prepare(pois, grid, dmax, mapping, category_col)
+    out = np.zeros((len(classes), grid.height, grid.width), dtype=np.float32)
+    for rows, cols, block in _blocks(per_class, classes, grid, tile, block_pixels, workers):
+        out[:, rows, cols] = block
+    return out
+
+
+def _blocks(
+    per_class: Sequence[np.ndarray],
+    classes: Sequence[PoiClass],
+    grid: RasterGrid,
+    tile: int,
+    block_pixels: int,
+    workers: int,
+) -> Iterator[tuple[slice, slice, np.ndarray]]:
+    """(rows, cols, float32 (k, h, w) probabilities) window by window, row-major."""
+    if not any(len(s) for s in per_class):
+        return
+    windows = nearest_distance_windows(
+        per_class,
+        [c.dmax_m for c in classes],
+        grid,
+        tile=tile,
+        block_pixels=block_pixels,
+        workers=workers,
+    )
+    for (rows, cols), dists in track(windows, "POI maps"):
+        h, w = rows.stop - rows.start, cols.stop - cols.start
+        block = np.zeros((len(classes), h, w), dtype=np.float32)
+        for band, (cls, d) in enumerate(zip(classes, dists, strict=True)):
+            if d is not None:
+                block[band] = _decay(d, cls.dmax_m)
+        yield rows, cols, block
+
+
+def _prepare(
+    pois: gpd.GeoDataFrame,
+    grid: RasterGrid,
+    dmax: Mapping[Any, float],
+    mapping: Any,
+    category_col: str,
+) -> tuple[list[PoiClass], list[np.ndarray]]:
+    """Validate the inputs; the classes and, per class, POI lon/lat in the grid datum."""
     if pois.crs is None:
         raise InputError("pois", "POI layer has no CRS")
     if grid.crs is None:
@@ -193,22 +236,60 @@ def poi_probability_maps(
             )
         per_class.append(sel)
 
-    out = np.zeros((len(classes), grid.height, grid.width), dtype=np.float32)
-    if not any(len(s) for s in per_class):
-        return out
-    windows = nearest_distance_windows(
-        per_class,
-        [c.dmax_m for c in classes],
+    return classes, per_class
+
+
+def write_poi_probability_maps(
+    path: str | os.PathLike[str],
+    pois: gpd.GeoDataFrame,
+    grid: RasterGrid,
+    dmax: Mapping[Any, float],
+    mapping: Any = None,
+    category_col: str = "category",
+    workers: int = 1,
+    block_pixels: int = 1 << 19,
+    tile: int = 32,
+) -> Path:
+    """:func:`poi_probability_maps` streamed to a COG: memory stays bounded by windows.
+
+    The same values as ``write_poi_maps(path, poi_probability_maps(...), ...)`` without
+    ever holding the whole (k, H, W) array, for national-scale grids.
+    """
+    classes, per_class = _prepare(pois, grid, dmax, mapping, category_col)
+    tags = _tags({c.name: c.dmax_m for c in classes})
+    staged = StagedCOG(
+        path,
         grid,
-        tile=tile,
-        block_pixels=block_pixels,
-        workers=workers,
+        len(classes),
+        np.float32,
+        None,
+        descriptions=[c.name for c in classes],
+        tags=tags,
     )
-    for (rows, cols), dists in track(windows, "POI maps"):
-        for band, (cls, d) in enumerate(zip(classes, dists, strict=True)):
-            if d is not None:
-                out[band, rows, cols] = _decay(d, cls.dmax_m)
-    return out
+    try:
+        strips: dict[int, tuple[np.ndarray, int]] = {}
+        for rows, cols, block in _blocks(per_class, classes, grid, tile, block_pixels, workers):
+            strip, filled = strips.get(rows.start, (None, 0))
+            if strip is None:
+                strip = np.zeros((len(classes), rows.stop - rows.start, grid.width), np.float32)
+            strip[:, :, cols] = block
+            filled += cols.stop - cols.start
+            if filled == grid.width:
+                staged.write(strip, rows.start)
+                strips.pop(rows.start, None)
+            else:
+                strips[rows.start] = (strip, filled)
+        if not any(len(p) for p in per_class):  # no POI at all: an all-zero raster
+            for window in iter_blocks(grid, 1024):
+                if window.col_off == 0:
+                    staged.write(
+                        np.zeros((len(classes), int(window.height), grid.width), np.float32),
+                        int(window.row_off),
+                    )
+        return staged.finish()
+    except BaseException:
+        staged.abort()
+        raise
 
 
 def _poi_lonlat(
@@ -244,7 +325,11 @@ def write_poi_maps(
     maps = np.asarray(maps, dtype=np.float32)
     if maps.ndim != 3 or maps.shape[0] != len(class_names):
         raise ValueError(f"maps of shape {maps.shape} do not match {len(class_names)} class names")
+    return write_cog(path, maps, grid, band_descriptions=list(class_names), tags=_tags(dmax))
+
+
+def _tags(dmax: Mapping[str, float] | None) -> dict[str, Any]:
     tags: dict[str, Any] = {"landforge": "poi_probability_maps", "formula": "p=1-min(d/dmax,1)"}
     if dmax:
         tags["dmax_m"] = ",".join(f"{k}={v:g}" for k, v in dmax.items())
-    return write_cog(path, maps, grid, band_descriptions=list(class_names), tags=tags)
+    return tags

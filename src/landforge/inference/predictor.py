@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,8 +45,7 @@ from landforge.errors import InputError
 from landforge.inference.constants import CLASSES_TAG, NODATA_CLASS, PROB_SCALE
 from landforge.inference.tta import apply_tta, transforms
 from landforge.inference.windows import Tile, pad_to_multiple, sliding_windows
-from landforge.io.atomic import atomic_path, ensure_writable_parent
-from landforge.io.raster import RasterGrid, check_same_grid, open_raster
+from landforge.io.raster import RasterGrid, StagedCOG, check_same_grid, open_raster
 from landforge.models.checkpoint import ModelCard, load_checkpoint
 from landforge.progress import track
 
@@ -175,74 +173,6 @@ def _rgba(colour: Any) -> tuple[int, int, int, int]:
 
 
 # --------------------------------------------------------------------------- outputs
-
-
-class _StagedRaster:
-    """An output written strip by strip to a temporary GeoTIFF, then copied to a COG.
-
-    The staging file is striped one row per strip, so every strip write is whole
-    blocks (no read-modify-write of compressed tiles) whatever the window layout.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        grid: RasterGrid,
-        count: int,
-        dtype: Any,
-        nodata: float | None,
-        descriptions: Sequence[str] | None = None,
-        colormap: Mapping[int, tuple[int, ...]] | None = None,
-        tags: Mapping[str, str] | None = None,
-        scale: float | None = None,
-    ) -> None:
-        self.final = ensure_writable_parent(path)
-        self.dtype = np.dtype(dtype)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.final.stem}.", suffix=".stage.tif", dir=self.final.parent
-        )
-        os.close(fd)
-        self.stage = Path(tmp)
-        profile = grid.profile(count, self.dtype, nodata)
-        profile.update(tiled=False, blockysize=1, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER")
-        self.ds = rasterio.open(self.stage, "w", **profile)
-        for i, desc in enumerate(descriptions or [], start=1):
-            self.ds.set_band_description(i, desc)
-        if colormap is not None:
-            self.ds.write_colormap(1, dict(colormap))
-        if tags:
-            self.ds.update_tags(**tags)
-        if scale is not None:
-            self.ds.scales = [scale] * count
-            self.ds.offsets = [0.0] * count
-
-    def write(self, array: np.ndarray, row: int) -> None:
-        arr = array if array.ndim == 3 else array[None]
-        self.ds.write(arr, window=Window(0, row, arr.shape[2], arr.shape[1]))
-
-    def finish(self) -> Path:
-        self.ds.close()
-        integer = np.issubdtype(self.dtype, np.integer)
-        try:
-            with atomic_path(self.final) as tmp:
-                rasterio.shutil.copy(
-                    self.stage,
-                    tmp,
-                    driver="COG",
-                    compress="DEFLATE",
-                    predictor=2 if integer else 3,
-                    blocksize=512,
-                    overview_resampling="nearest" if integer else "average",
-                    BIGTIFF="IF_SAFER",
-                )
-        finally:
-            self.stage.unlink(missing_ok=True)
-        return self.final
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self.ds.close()
-        self.stage.unlink(missing_ok=True)
 
 
 @dataclass
@@ -453,7 +383,7 @@ def _open_outputs(
     card: ModelCard,
     probs_dtype: str,
     tta: str | None,
-) -> dict[str, _StagedRaster]:
+) -> dict[str, StagedCOG]:
     classes = {str(k): n for k, n in enumerate(plan.class_names, start=1)}
     tags = {
         CLASSES_TAG: json.dumps(classes),
@@ -462,15 +392,15 @@ def _open_outputs(
     }
     if card.taxonomy:
         tags["LANDFORGE_TAXONOMY"] = card.taxonomy
-    outputs: dict[str, _StagedRaster] = {}
+    outputs: dict[str, StagedCOG] = {}
 
-    def opened(name: str, staged: _StagedRaster) -> None:
+    def opened(name: str, staged: StagedCOG) -> None:
         outputs[name] = staged
         stack.callback(staged.abort)  # no-op after finish(); cleans up on error
 
     opened(
         "classes",
-        _StagedRaster(
+        StagedCOG(
             out,
             grid,
             1,
@@ -485,7 +415,7 @@ def _open_outputs(
         uint8 = probs_dtype == "uint8"
         opened(
             "probs",
-            _StagedRaster(
+            StagedCOG(
                 probs_out,
                 grid,
                 len(plan.class_names),
@@ -499,7 +429,7 @@ def _open_outputs(
     if footprint_out is not None:
         opened(
             "footprint",
-            _StagedRaster(
+            StagedCOG(
                 footprint_out,
                 grid,
                 1,
@@ -521,7 +451,7 @@ class _Run:
     tta: str | None
     threshold: float
     probs_dtype: str
-    outputs: Mapping[str, _StagedRaster]
+    outputs: Mapping[str, StagedCOG]
     pad_multiple: int
     device: torch.device
     place: Callable[[Tile, dict[str, np.ndarray]], None]
@@ -593,7 +523,7 @@ def _encode_probs(p: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def _skipped_result(
-    valid: np.ndarray, plan: HeadPlan, outputs: Mapping[str, _StagedRaster], probs_dtype: str
+    valid: np.ndarray, plan: HeadPlan, outputs: Mapping[str, StagedCOG], probs_dtype: str
 ) -> dict[str, np.ndarray]:
     classes = np.where(valid, 0, NODATA_CLASS).astype(np.uint8)[None]
     result = {"classes": classes}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from landforge.errors import InputError
-from landforge.io.atomic import atomic_path
+from landforge.io.atomic import atomic_path, ensure_writable_parent
 
 __all__ = [
     "RasterGrid",
@@ -33,6 +34,7 @@ __all__ = [
     "iter_blocks",
     "check_same_grid",
     "resample_to_grid",
+    "StagedCOG",
 ]
 
 
@@ -242,6 +244,77 @@ def write_cog(
                     cog_profile["predictor"] = 3 if np.issubdtype(arr.dtype, np.floating) else 2
                 rasterio.shutil.copy(src, tmp, **cog_profile)
     return final
+
+
+class StagedCOG:
+    """A COG written strip by strip through a temporary striped GeoTIFF.
+
+    For outputs too large to hold whole: ``write(rows_array, row)`` full-width strips
+    in any order, then ``finish()`` copies the staging file to a COG atomically (or
+    ``abort()`` removes it). The staging file is striped one row per strip, so every
+    strip write is whole blocks (no read-modify-write of compressed tiles).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: RasterGrid,
+        count: int,
+        dtype: Any,
+        nodata: float | None,
+        descriptions: Sequence[str] | None = None,
+        colormap: Mapping[int, tuple[int, ...]] | None = None,
+        tags: Mapping[str, str] | None = None,
+        scale: float | None = None,
+    ) -> None:
+        self.final = ensure_writable_parent(path)
+        self.dtype = np.dtype(dtype)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.final.stem}.", suffix=".stage.tif", dir=self.final.parent
+        )
+        os.close(fd)
+        self.stage = Path(tmp)
+        profile = grid.profile(count, self.dtype, nodata)
+        profile.update(tiled=False, blockysize=1, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER")
+        self.ds = rasterio.open(self.stage, "w", **profile)
+        for i, desc in enumerate(descriptions or [], start=1):
+            self.ds.set_band_description(i, desc)
+        if colormap is not None:
+            self.ds.write_colormap(1, dict(colormap))
+        if tags:
+            self.ds.update_tags(**tags)
+        if scale is not None:
+            self.ds.scales = [scale] * count
+            self.ds.offsets = [0.0] * count
+
+    def write(self, array: np.ndarray, row: int) -> None:
+        arr = array if array.ndim == 3 else array[None]
+        self.ds.write(arr, window=Window(0, row, arr.shape[2], arr.shape[1]))
+
+    def finish(self) -> Path:
+        self.ds.close()
+        integer = np.issubdtype(self.dtype, np.integer)
+        try:
+            with atomic_path(self.final) as tmp:
+                rasterio.shutil.copy(
+                    self.stage,
+                    tmp,
+                    driver="COG",
+                    compress="DEFLATE",
+                    predictor=2 if integer else 3,
+                    blocksize=512,
+                    overview_resampling="nearest" if integer else "average",
+                    BIGTIFF="IF_SAFER",
+                )
+        finally:
+            self.stage.unlink(missing_ok=True)
+        return self.final
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ds.close()
+        self.stage.unlink(missing_ok=True)
+
 
 
 def resample_to_grid(

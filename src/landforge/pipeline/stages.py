@@ -82,7 +82,7 @@ class PoiMapsStage(StageConfig):
 @register_stage("poi_maps", PoiMapsStage)
 def poi_maps(cfg: PoiMapsStage, ctx: StageContext) -> StageResult:
     """POI distance-decay probability maps on the image grid."""
-    from landforge.features.poi_maps import poi_probability_maps, write_poi_maps
+    from landforge.features.poi_maps import write_poi_probability_maps
     from landforge.io.poi import read_pois
     from landforge.io.raster import read_grid
     from landforge.taxonomy import load_mapping
@@ -90,10 +90,9 @@ def poi_maps(cfg: PoiMapsStage, ctx: StageContext) -> StageResult:
     mapping = load_mapping(cfg.taxonomy)
     pois = read_pois(cfg.poi, category_col=cfg.category_col)
     grid = read_grid(cfg.like)
-    maps = poi_probability_maps(
-        pois, grid, cfg.dmax, mapping=mapping, category_col=cfg.category_col
+    write_poi_probability_maps(
+        cfg.out, pois, grid, cfg.dmax, mapping=mapping, category_col=cfg.category_col
     )
-    write_poi_maps(cfg.out, maps, grid, list(cfg.dmax))
     return StageResult({"pois": len(pois), "classes": list(cfg.dmax)})
 
 
