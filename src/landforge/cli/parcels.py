@@ -36,6 +36,12 @@ def run_generate(
     min_area_m2: float = 100.0,
     network: str = "driving",
     keep_tunnels: bool = False,
+    districts: Path | None = None,
+    district_col: str = "district_id",
+    centre: str | None = None,
+    centre_crs: str | None = None,
+    centre_method: str = "density",
+    poi: Path | None = None,
 ) -> Any:
     """Read roads (a vector file or an OSM PBF), generate parcels, write them; return them."""
     from landforge.io.vector import read_vector, write_vector
@@ -54,11 +60,19 @@ def run_generate(
         assert roads is not None
         road_gdf = read_vector(roads)
     boundary_gdf = read_vector(boundary) if boundary is not None else None
+    if centre_method not in ("density", "centroid"):
+        raise InputError("--centre-method", f"use density or centroid, got {centre_method!r}")
     cfg = ParcelConfig(
         widths=load_widths(widths) if widths is not None else {},
         clean_m=clean_m,
         min_area_m2=min_area_m2,
         exclude_tunnels=not keep_tunnels,
+        centre=_parse_centre(centre) if centre is not None else None,
+        centre_crs=_parse_crs(centre_crs) if centre_crs is not None else None,
+        centre_method=centre_method,
+        pois=read_vector(poi) if poi is not None else None,
+        districts=read_vector(districts) if districts is not None else None,
+        district_col=district_col,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -67,8 +81,35 @@ def run_generate(
         typer.echo(f"warning: {w.message}", err=True)
     write_vector(parcels, out)
     total = float(parcels["area_m2"].sum()) / 1e6 if len(parcels) else 0.0
+    cx, cy = parcels.attrs["centre"]
+    how = parcels.attrs.get("centre_method", "given")
+    typer.echo(f"centre ({how}): {cx:.1f}, {cy:.1f} ({parcels.crs.to_string()})")
+    if "district_id" in parcels.columns:
+        typer.echo(f"districts: {parcels['district_id'].nunique()} hold parcels")
     typer.echo(f"{len(parcels)} parcels ({total:.3f} km2, {parcels.crs.to_string()}) -> {out}")
     return parcels
+
+
+def _parse_centre(text: str) -> tuple[float, float]:
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        x, y = (float(p) for p in parts)
+    except ValueError:
+        raise InputError("--centre", f"expected X,Y like 400300,3400300; got {text!r}") from None
+    return x, y
+
+
+def _parse_crs(text: str) -> Any:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    value: Any = int(text) if text.strip().isdigit() else text
+    try:
+        return CRS.from_user_input(value)
+    except CRSError:
+        raise InputError(
+            "--centre-crs", f"unknown CRS {text!r} (e.g. 4326 or EPSG:32650)"
+        ) from None
 
 
 def run_label(
@@ -358,9 +399,45 @@ def register(app: typer.Typer) -> None:
         keep_tunnels: bool = typer.Option(
             False, "--keep-tunnels", help="Let tunnels cut parcels too."
         ),
+        districts: Path | None = typer.Option(
+            None, "--districts", help="District polygons: adds district_id to each parcel."
+        ),
+        district_col: str = typer.Option(
+            "district_id", "--district-col", help="Id column of --districts (else row + 1)."
+        ),
+        centre: str | None = typer.Option(
+            None, "--centre", help="City centre X,Y for dist_centre_m; default estimated."
+        ),
+        centre_crs: str | None = typer.Option(
+            None, "--centre-crs", help="CRS of --centre (EPSG code); default the roads' CRS."
+        ),
+        centre_method: str = typer.Option(
+            "density",
+            "--centre-method",
+            help="Without --centre: density (road/POI density peak) or centroid (boundary).",
+        ),
+        poi: Path | None = typer.Option(
+            None, "--poi", help="POI points added to the road density of the centre estimate."
+        ),
     ) -> None:
         """Cut parcels: boundary minus buffered roads, cleaned by a -/+ clean-m opening."""
-        run_generate(roads, osm, boundary, out, widths, clean_m, min_area, network, keep_tunnels)
+        run_generate(
+            roads,
+            osm,
+            boundary,
+            out,
+            widths,
+            clean_m,
+            min_area,
+            network,
+            keep_tunnels,
+            districts=districts,
+            district_col=district_col,
+            centre=centre,
+            centre_crs=centre_crs,
+            centre_method=centre_method,
+            poi=poi,
+        )
 
     @group.command("label")
     def _label(

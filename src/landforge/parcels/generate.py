@@ -46,6 +46,8 @@ __all__ = [
     "DEFAULT_WIDTHS_M",
     "ParcelConfig",
     "PreparedRoads",
+    "assign_districts",
+    "estimate_centre",
     "generate_parcels",
     "load_widths",
     "parcel_frame",
@@ -106,8 +108,18 @@ class ParcelConfig:
         quad_segs: segments per quarter circle of the road buffers (speed vs. roundness).
         crs: working and output CRS; default the local UTM zone (projected input is kept).
         centre: (x, y) for ``dist_centre_m``, in ``centre_crs`` (default: the roads' CRS);
-            default the centroid of the boundary.
+            default estimated by ``centre_method``.
         centre_crs: CRS of ``centre``.
+        centre_method: without ``centre``: ``"density"`` (default) takes the peak of the
+            road-length (+ POI) kernel density (:func:`estimate_centre`); ``"centroid"``
+            the centroid of the boundary (the old default).
+        pois: optional POI points (any CRS) that add to the density of ``"density"``.
+        centre_cell_m, centre_bandwidth_m: grid cell and Gaussian bandwidth (m) of the
+            density.
+        districts: optional district polygons (any CRS); each parcel then gets the
+            ``district_id`` of the district holding its representative point (the nearest
+            district if none holds it). Without districts there is no ``district_id``.
+        district_col: id column of ``districts``; if missing, ids are the row number + 1.
     """
 
     widths: dict[str, float] | None = field(default_factory=dict)
@@ -121,6 +133,12 @@ class ParcelConfig:
     crs: Any = None
     centre: tuple[float, float] | None = None
     centre_crs: Any = None
+    centre_method: str = "density"
+    pois: Any = None
+    centre_cell_m: float = 100.0
+    centre_bandwidth_m: float = 500.0
+    districts: Any = None
+    district_col: str = "district_id"
 
 
 def load_widths(path: str | os.PathLike[str]) -> dict[str, float]:
@@ -209,7 +227,10 @@ def generate_parcels(
 
     Returns:
         Single-part parcel polygons in a local metric CRS with ``parcel_id`` (1-based),
-        ``area_m2``, ``perimeter_m``, ``compactness`` (4 pi A / P^2) and ``dist_centre_m``.
+        ``area_m2``, ``perimeter_m``, ``compactness`` (4 pi A / P^2), ``dist_centre_m``
+        and, with ``cfg.districts``, ``district_id``. ``gdf.attrs["centre"]`` holds the
+        centre used (x, y in the output CRS) and ``gdf.attrs["centre_method"]`` how it
+        was found (``"given"``, ``"density"`` or ``"centroid"``).
 
     Raises:
         InputError: roads without a CRS, no usable roads, or a boundary the roads do not
@@ -226,7 +247,9 @@ def generate_parcels(
         )
     blocks = road_blocks(prep.area, buffers[touching])
     parcels = parcels_from_blocks(blocks, cfg)
-    return parcel_frame(parcels, prep.crs, prep.centre)
+    gdf = parcel_frame(parcels, prep.crs, prep.centre, districts=prep.districts)
+    gdf.attrs["centre_method"] = prep.centre_method
+    return gdf
 
 
 @dataclass
@@ -239,6 +262,9 @@ class PreparedRoads:
         area: the boundary as one (multi)polygon in ``crs``.
         crs: working (metric) CRS.
         centre: point that ``dist_centre_m`` is measured from.
+        centre_method: how it was found: ``"given"``, ``"density"`` or ``"centroid"``.
+        districts: district polygons and ids in ``crs`` (or None): see
+            :func:`assign_districts`.
     """
 
     lines: np.ndarray
@@ -246,6 +272,8 @@ class PreparedRoads:
     area: shapely.Geometry
     crs: CRS
     centre: shapely.Geometry
+    districts: tuple[np.ndarray, np.ndarray] | None = None
+    centre_method: str = "given"
 
 
 def prepare_roads(
@@ -274,12 +302,15 @@ def prepare_roads(
     if not keep.any():
         raise InputError("roads", "every road has width 0 (only footways or excluded classes)")
     area = _boundary_polygon(boundary, metric, crs)
+    lines = metric.geometry.values[keep]
     return PreparedRoads(
-        lines=metric.geometry.values[keep],
+        lines=lines,
         half=widths[keep] / 2.0,
         area=area,
         crs=crs,
-        centre=_centre(cfg, roads.crs, crs, area),
+        centre=_centre(cfg, roads.crs, crs, area, lines),
+        centre_method="given" if cfg.centre is not None else str(cfg.centre_method).lower(),
+        districts=_districts(cfg, crs),
     )
 
 
@@ -315,21 +346,51 @@ def parcels_from_blocks(blocks: np.ndarray, cfg: ParcelConfig, return_index: boo
     return (parcels, source) if return_index else parcels
 
 
-def parcel_frame(parcels: np.ndarray, crs: CRS, centre: shapely.Geometry) -> gpd.GeoDataFrame:
-    """The parcel GeoDataFrame: ids 1..n in the given order plus the shape attributes."""
+def parcel_frame(
+    parcels: np.ndarray,
+    crs: CRS,
+    centre: shapely.Geometry,
+    districts: tuple[np.ndarray, np.ndarray] | None = None,
+) -> gpd.GeoDataFrame:
+    """The parcel GeoDataFrame: ids 1..n in the given order plus the shape attributes.
+
+    ``districts`` (polygons, ids in ``crs``) adds ``district_id``; ``attrs["centre"]``
+    records the centre (x, y).
+    """
     a = shapely.area(parcels)
     p = shapely.length(parcels)
-    return gpd.GeoDataFrame(
-        {
-            "parcel_id": np.arange(1, len(parcels) + 1, dtype=np.int64),
-            "area_m2": a,
-            "perimeter_m": p,
-            "compactness": np.where(p > 0, 4 * np.pi * a / np.maximum(p, 1e-12) ** 2, 0.0),
-            "dist_centre_m": shapely.distance(shapely.centroid(parcels), centre),
-        },
-        geometry=gpd.GeoSeries(parcels, crs=crs),
-        crs=crs,
-    )
+    cols: dict[str, Any] = {
+        "parcel_id": np.arange(1, len(parcels) + 1, dtype=np.int64),
+        "area_m2": a,
+        "perimeter_m": p,
+        "compactness": np.where(p > 0, 4 * np.pi * a / np.maximum(p, 1e-12) ** 2, 0.0),
+        "dist_centre_m": shapely.distance(shapely.centroid(parcels), centre),
+    }
+    if districts is not None:
+        cols["district_id"] = assign_districts(parcels, *districts)
+    gdf = gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries(parcels, crs=crs), crs=crs)
+    gdf.attrs["centre"] = (float(shapely.get_x(centre)), float(shapely.get_y(centre)))
+    return gdf
+
+
+def assign_districts(parcels: np.ndarray, polygons: np.ndarray, ids: np.ndarray) -> pd.Series:
+    """The id of the district holding each parcel's representative point.
+
+    A point in no district (a parcel outside every district polygon) takes the nearest
+    district; a point on a shared edge takes the first district in input order.
+    """
+    if len(parcels) == 0 or len(polygons) == 0:
+        return pd.Series(np.full(len(parcels), None, dtype=object))
+    points = shapely.point_on_surface(parcels)
+    tree = shapely.STRtree(polygons)
+    pt, poly = tree.query(points, predicate="intersects")
+    which = np.full(len(parcels), len(polygons), dtype=np.int64)
+    np.minimum.at(which, pt, poly)  # the first district in input order
+    missing = np.flatnonzero(which == len(polygons))
+    if len(missing):
+        near_pt, near_poly = tree.query_nearest(points[missing], all_matches=False)
+        which[missing[near_pt]] = near_poly
+    return pd.Series(ids[which])
 
 
 def _utm_zone(gdf: gpd.GeoDataFrame) -> CRS | None:
@@ -407,12 +468,124 @@ def _polygon_parts(parts: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, n
     return parts[poly], source[poly]
 
 
-def _centre(cfg: ParcelConfig, roads_crs: Any, crs: CRS, area: shapely.Geometry) -> Any:
-    if cfg.centre is None:
-        return shapely.centroid(area)
-    src = CRS.from_user_input(cfg.centre_crs if cfg.centre_crs is not None else roads_crs)
-    x, y = Transformer.from_crs(src, crs, always_xy=True).transform(*cfg.centre)
-    return shapely.Point(x, y)
+def _centre(
+    cfg: ParcelConfig, roads_crs: Any, crs: CRS, area: shapely.Geometry, lines: np.ndarray
+) -> Any:
+    if cfg.centre is not None:
+        src = CRS.from_user_input(cfg.centre_crs if cfg.centre_crs is not None else roads_crs)
+        x, y = Transformer.from_crs(src, crs, always_xy=True).transform(*cfg.centre)
+        return shapely.Point(x, y)
+    method = str(cfg.centre_method).lower()
+    if method == "centroid":
+        point = shapely.centroid(area)
+    elif method == "density":
+        pois = None
+        if cfg.pois is not None:
+            if getattr(cfg.pois, "crs", None) is None:
+                raise InputError("pois", "POI layer has no CRS; set one and retry")
+            pois = cfg.pois.to_crs(crs).geometry.values
+        x, y = estimate_centre(
+            lines, pois, cell_m=cfg.centre_cell_m, bandwidth_m=cfg.centre_bandwidth_m
+        )
+        point = shapely.Point(x, y)
+    else:
+        raise InputError("centre_method", f"use 'density' or 'centroid', got {cfg.centre_method!r}")
+    return point
+
+
+def estimate_centre(
+    roads: Any,
+    pois: Any = None,
+    cell_m: float = 100.0,
+    bandwidth_m: float = 500.0,
+) -> tuple[float, float]:
+    """The city centre as the peak of the road-length (+ POI) kernel density.
+
+    Road lines are cut into pieces of at most ``cell_m / 2``; each piece adds its length
+    at its midpoint to a histogram on a ``cell_m`` grid, which is smoothed by a Gaussian
+    of sigma ``bandwidth_m`` (``scipy.ndimage.gaussian_filter``). POI points, if given,
+    add a second histogram normalised to the same total, so roads and POIs weigh
+    equally. The grid is centred on the middle of the inputs' extent (a symmetric network
+    peaks exactly at its middle); the result is the centre of the densest cell.
+
+    Args:
+        roads: road lines in a metric CRS (array of geometries or a GeoSeries/-DataFrame).
+        pois: optional points in the same CRS.
+        cell_m: grid cell (m); grown where the grid would exceed 1000 x 1000 cells.
+        bandwidth_m: Gaussian sigma (m).
+
+    Returns:
+        (x, y) of the density peak.
+
+    Raises:
+        InputError: no road lines with a length, or a cell / bandwidth <= 0.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    if not (cell_m > 0 and bandwidth_m > 0):
+        raise InputError("centre", f"cell and bandwidth must be > 0, got {cell_m}, {bandwidth_m}")
+    lines = shapely.get_parts(_geometries(roads))
+    lines = lines[shapely.length(lines) > 0]
+    if len(lines) == 0:
+        raise InputError("roads", "no road lines to estimate the centre from")
+    coords, at = shapely.get_coordinates(shapely.segmentize(lines, cell_m / 2), return_index=True)
+    same = at[1:] == at[:-1]
+    a, b = coords[:-1][same], coords[1:][same]
+    mid = (a + b) / 2
+    seg = np.hypot(*(b - a).T)
+    points = np.empty((0, 2))
+    if pois is not None:
+        pts = _geometries(pois)
+        if len(pts):
+            points = shapely.get_coordinates(shapely.centroid(pts))
+    allxy = np.vstack([mid, points])
+    lo, hi = allxy.min(axis=0), allxy.max(axis=0)
+    mid_xy = (lo + hi) / 2
+    cell = max(float(cell_m), float((hi - lo).max()) / 999.0)
+    half_n = np.ceil((hi - lo) / 2 / cell + 0.5).astype(int)  # cells each side of the middle
+    n = 2 * half_n + 1
+    edges = [mid_xy[k] + (np.arange(n[k] + 1) - n[k] / 2) * cell for k in range(2)]
+    density, _, _ = np.histogram2d(mid[:, 0], mid[:, 1], bins=edges, weights=seg)
+    if len(points):
+        extra, _, _ = np.histogram2d(points[:, 0], points[:, 1], bins=edges)
+        density = density / density.sum() + extra / extra.sum()
+    smooth = gaussian_filter(density, sigma=bandwidth_m / cell, mode="constant")
+    i, j = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
+    return (
+        float(mid_xy[0] + (i - half_n[0]) * cell),
+        float(mid_xy[1] + (j - half_n[1]) * cell),
+    )
+
+
+def _geometries(data: Any) -> np.ndarray:
+    """The non-empty geometries of a GeoDataFrame, GeoSeries or geometry array."""
+    geoms = data.geometry.values if hasattr(data, "geometry") else data
+    geoms = np.asarray(geoms, dtype=object)
+    return geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+
+
+def _districts(cfg: ParcelConfig, crs: CRS) -> tuple[np.ndarray, np.ndarray] | None:
+    """District polygons and ids in ``crs``, or None without ``cfg.districts``."""
+    d = cfg.districts
+    if d is None:
+        return None
+    if getattr(d, "crs", None) is None:
+        raise InputError("districts", "district layer has no CRS; set one and retry")
+    d = d.to_crs(crs)
+    geoms = d.geometry.values
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if cfg.district_col in d.columns:
+        ids = d[cfg.district_col].to_numpy()
+    else:
+        ids = np.arange(1, len(d) + 1, dtype=np.int64)
+    geoms, ids = np.asarray(geoms[ok], dtype=object), ids[ok]
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():
+        geoms = geoms.copy()
+        geoms[invalid] = shapely.make_valid(geoms[invalid])
+    if len(geoms) == 0:
+        raise InputError("districts", "district layer has no polygon")
+    return geoms, ids
 
 
 def widths_for(classes: Mapping[str, float] | None = None) -> dict[str, float]:

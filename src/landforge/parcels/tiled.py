@@ -250,7 +250,7 @@ def generate_parcels_tiled(
     # ids by centroid (x, then y, to the mm): stable under the floating noise between runs
     centres = shapely.centroid(parcels)
     order = np.lexsort((np.round(shapely.get_y(centres), 3), np.round(shapely.get_x(centres), 3)))
-    return parcel_frame(parcels[order], prep.crs, prep.centre)
+    return parcel_frame(parcels[order], prep.crs, prep.centre, districts=prep.districts)
 
 
 _Run = Callable[
