@@ -33,7 +33,7 @@ def run_generate(
     out: Path,
     widths: Path | None = None,
     clean_m: float = 5.0,
-    min_area_m2: float = 100.0,
+    min_area: float = 100.0,
     network: str = "driving",
     keep_tunnels: bool = False,
     districts: Path | None = None,
@@ -65,7 +65,7 @@ def run_generate(
     cfg = ParcelConfig(
         widths=load_widths(widths) if widths is not None else {},
         clean_m=clean_m,
-        min_area_m2=min_area_m2,
+        min_area_m2=min_area,
         exclude_tunnels=not keep_tunnels,
         centre=_parse_centre(centre) if centre is not None else None,
         centre_crs=_parse_crs(centre_crs) if centre_crs is not None else None,
@@ -329,6 +329,47 @@ def _load_mapping(name: str) -> Any:
         raise InputError("--taxonomy", f"unknown taxonomy {name!r} ({exc})") from None
 
 
+# Options shared by `landforge parcels generate` and the bare `landforge parcels` form.
+_GEN: dict[str, Any] = {
+    "roads": typer.Option(None, "--roads", help="Road lines (gpkg, parquet, geojson)."),
+    "osm": typer.Option(None, "--osm", help="OSM extract (.osm.pbf) to take roads from."),
+    "boundary": typer.Option(
+        None, "--boundary", help="Polygon(s) to split; default: the roads' extent."
+    ),
+    "widths": typer.Option(
+        None, "--widths", help="YAML 'road_class: width_m' overriding the defaults."
+    ),
+    "clean_m": typer.Option(5.0, "--clean-m", help="Opening distance (m): -x/+x buffer."),
+    "min_area": typer.Option(100.0, "--min-area", help="Drop parcels below this area (m2)."),
+    "network": typer.Option(
+        "driving",
+        "--network",
+        help="OSM network type (with --osm): driving, driving+service, all, ...",
+    ),
+    "keep_tunnels": typer.Option(False, "--keep-tunnels", help="Let tunnels cut parcels too."),
+    "districts": typer.Option(
+        None, "--districts", help="District polygons: adds district_id to each parcel."
+    ),
+    "district_col": typer.Option(
+        "district_id", "--district-col", help="Id column of --districts (else row + 1)."
+    ),
+    "centre": typer.Option(
+        None, "--centre", help="City centre X,Y for dist_centre_m; default estimated."
+    ),
+    "centre_crs": typer.Option(
+        None, "--centre-crs", help="CRS of --centre (EPSG code); default the roads' CRS."
+    ),
+    "centre_method": typer.Option(
+        "density",
+        "--centre-method",
+        help="Without --centre: density (road/POI density peak) or centroid (boundary).",
+    ),
+    "poi": typer.Option(
+        None, "--poi", help="POI points added to the road density of the centre estimate."
+    ),
+}
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``parcels`` command group to the root app."""
     group = typer.Typer(
@@ -340,27 +381,21 @@ def register(app: typer.Typer) -> None:
     @group.callback(invoke_without_command=True)
     def _parcels(
         ctx: typer.Context,
-        roads: Path | None = typer.Option(
-            None, "--roads", help="Road lines (gpkg, parquet, geojson)."
-        ),
-        osm: Path | None = typer.Option(
-            None, "--osm", help="OSM extract (.osm.pbf) to take roads from."
-        ),
-        boundary: Path | None = typer.Option(
-            None, "--boundary", help="Polygon(s) to split; default: the roads' extent."
-        ),
+        roads: Path | None = _GEN["roads"],
+        osm: Path | None = _GEN["osm"],
+        boundary: Path | None = _GEN["boundary"],
         out: Path | None = typer.Option(None, "--out", help="Output .parquet or .gpkg."),
-        widths: Path | None = typer.Option(
-            None, "--widths", help="YAML 'road_class: width_m' overriding the defaults."
-        ),
-        clean_m: float = typer.Option(5.0, "--clean-m", help="Opening distance (m): -x/+x buffer."),
-        min_area: float = typer.Option(
-            100.0, "--min-area", help="Drop parcels below this area (m2)."
-        ),
-        network: str = typer.Option("driving", "--network", help="OSM network type (with --osm)."),
-        keep_tunnels: bool = typer.Option(
-            False, "--keep-tunnels", help="Let tunnels cut parcels too."
-        ),
+        widths: Path | None = _GEN["widths"],
+        clean_m: float = _GEN["clean_m"],
+        min_area: float = _GEN["min_area"],
+        network: str = _GEN["network"],
+        keep_tunnels: bool = _GEN["keep_tunnels"],
+        districts: Path | None = _GEN["districts"],
+        district_col: str = _GEN["district_col"],
+        centre: str | None = _GEN["centre"],
+        centre_crs: str | None = _GEN["centre_crs"],
+        centre_method: str = _GEN["centre_method"],
+        poi: Path | None = _GEN["poi"],
     ) -> None:
         """Parcels from road networks (same options as `parcels generate`)."""
         if ctx.invoked_subcommand is not None:
@@ -370,74 +405,30 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(0)
         if out is None:
             raise InputError("--out", "give the output file, e.g. --out parcels.parquet")
-        run_generate(roads, osm, boundary, out, widths, clean_m, min_area, network, keep_tunnels)
+        params = {k: v for k, v in ctx.params.items() if k != "out"}
+        run_generate(out=out, **params)
 
     @group.command("generate")
     def _generate(
         out: Path = typer.Option(..., "--out", help="Output .parquet (GeoParquet) or .gpkg."),
-        roads: Path | None = typer.Option(
-            None, "--roads", help="Road lines (gpkg, parquet, geojson)."
-        ),
-        osm: Path | None = typer.Option(
-            None, "--osm", help="OSM extract (.osm.pbf) to take roads from."
-        ),
-        boundary: Path | None = typer.Option(
-            None, "--boundary", help="Polygon(s) to split; default: the roads' extent."
-        ),
-        widths: Path | None = typer.Option(
-            None, "--widths", help="YAML 'road_class: width_m' overriding the defaults."
-        ),
-        clean_m: float = typer.Option(5.0, "--clean-m", help="Opening distance (m): -x/+x buffer."),
-        min_area: float = typer.Option(
-            100.0, "--min-area", help="Drop parcels below this area (m2)."
-        ),
-        network: str = typer.Option(
-            "driving",
-            "--network",
-            help="OSM network type (with --osm): driving, driving+service, all, ...",
-        ),
-        keep_tunnels: bool = typer.Option(
-            False, "--keep-tunnels", help="Let tunnels cut parcels too."
-        ),
-        districts: Path | None = typer.Option(
-            None, "--districts", help="District polygons: adds district_id to each parcel."
-        ),
-        district_col: str = typer.Option(
-            "district_id", "--district-col", help="Id column of --districts (else row + 1)."
-        ),
-        centre: str | None = typer.Option(
-            None, "--centre", help="City centre X,Y for dist_centre_m; default estimated."
-        ),
-        centre_crs: str | None = typer.Option(
-            None, "--centre-crs", help="CRS of --centre (EPSG code); default the roads' CRS."
-        ),
-        centre_method: str = typer.Option(
-            "density",
-            "--centre-method",
-            help="Without --centre: density (road/POI density peak) or centroid (boundary).",
-        ),
-        poi: Path | None = typer.Option(
-            None, "--poi", help="POI points added to the road density of the centre estimate."
-        ),
+        roads: Path | None = _GEN["roads"],
+        osm: Path | None = _GEN["osm"],
+        boundary: Path | None = _GEN["boundary"],
+        widths: Path | None = _GEN["widths"],
+        clean_m: float = _GEN["clean_m"],
+        min_area: float = _GEN["min_area"],
+        network: str = _GEN["network"],
+        keep_tunnels: bool = _GEN["keep_tunnels"],
+        districts: Path | None = _GEN["districts"],
+        district_col: str = _GEN["district_col"],
+        centre: str | None = _GEN["centre"],
+        centre_crs: str | None = _GEN["centre_crs"],
+        centre_method: str = _GEN["centre_method"],
+        poi: Path | None = _GEN["poi"],
     ) -> None:
         """Cut parcels: boundary minus buffered roads, cleaned by a -/+ clean-m opening."""
-        run_generate(
-            roads,
-            osm,
-            boundary,
-            out,
-            widths,
-            clean_m,
-            min_area,
-            network,
-            keep_tunnels,
-            districts=districts,
-            district_col=district_col,
-            centre=centre,
-            centre_crs=centre_crs,
-            centre_method=centre_method,
-            poi=poi,
-        )
+        params = {k: v for k, v in locals().items() if k != "out"}
+        run_generate(out=out, **params)
 
     @group.command("label")
     def _label(
