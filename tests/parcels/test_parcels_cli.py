@@ -165,3 +165,15 @@ def test_label_with_an_unknown_taxonomy_exits_2(inputs, tmp_path, capsys) -> Non
     )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no_such_mapping" in err
+
+
+def test_library_warnings_reach_the_user_as_one_line_each(tmp_path, capsys) -> None:
+    roads = tmp_path / "roads.gpkg"
+    road_grid([0, 100, 200], [0, 100, 200], classes=["alley"] * 6).to_file(roads)
+    boundary = tmp_path / "boundary.gpkg"
+    box(0, 0, 200, 200).to_file(boundary)
+    out = tmp_path / "p.parquet"
+    args = ["parcels", "--roads", str(roads), "--boundary", str(boundary), "--out", str(out)]
+    assert main(args) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("warning: ")]
+    assert len(err) == 1 and "alley" in err[0]

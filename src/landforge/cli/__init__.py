@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
+import warnings
 
 import typer
 
@@ -71,6 +72,10 @@ for _name in _COMMAND_MODULES:
     _module.register(app)
 
 
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map user errors to one line and exit 2.
 
@@ -80,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="landforge", standalone_mode=True)
+        with warnings.catch_warnings():
+            # every command reports its warnings the same way: one line each on stderr
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = _show_warning
+            app(args=args, prog_name="landforge", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import typer
@@ -41,20 +40,16 @@ def run_poi_maps(
     classes = resolve_classes(dmax_m, mapping)  # fail on a bad class before reading data
     grid = read_grid(like, require_crs=True)
     pois = read_pois(poi, lon_col=lon, lat_col=lat, category_col=category_col)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        write_poi_probability_maps(
-            out,
-            pois,
-            grid,
-            dmax_m,
-            mapping=mapping,
-            category_col=category_col,
-            workers=workers,
-            tile=tile,
-        )
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
+    write_poi_probability_maps(
+        out,
+        pois,
+        grid,
+        dmax_m,
+        mapping=mapping,
+        category_col=category_col,
+        workers=workers,
+        tile=tile,
+    )
     names = [c.name for c in classes]
     typer.echo(
         f"{len(pois)} POIs -> {len(names)} bands ({', '.join(names)}) "

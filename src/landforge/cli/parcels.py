@@ -8,7 +8,6 @@ stratified sample sites on a land-cover raster).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +73,7 @@ def run_generate(
         districts=read_vector(districts) if districts is not None else None,
         district_col=district_col,
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        parcels = generate_parcels(road_gdf, boundary_gdf, cfg)
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
+    parcels = generate_parcels(road_gdf, boundary_gdf, cfg)
     write_vector(parcels, out)
     total = float(parcels["area_m2"].sum()) / 1e6 if len(parcels) else 0.0
     cx, cy = parcels.attrs["centre"]
@@ -134,18 +129,14 @@ def run_label(
         label_gdf = read_osm_landuse(labels)
     else:
         label_gdf = read_vector(labels)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = label_parcels(
-            parcels,
-            label_gdf,
-            col,
-            mapping=mapping,
-            min_coverage=min_coverage,
-            mixed_threshold=mixed_threshold,
-        )
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
+    result = label_parcels(
+        parcels,
+        label_gdf,
+        col,
+        mapping=mapping,
+        min_coverage=min_coverage,
+        mixed_threshold=mixed_threshold,
+    )
     # codes of mixed types (str/int) would break Arrow; labels are written as text
     result["label"] = result["label"].map(lambda v: None if v is None else str(v))
     write_vector(result, out)
@@ -196,19 +187,15 @@ def run_select(
         raise InputError("--label-col", f"{parcels_path} has no column {label_col!r}")
     lo = MSLU_AREA_RANGE[0] if min_area is None else (None if min_area <= 0 else min_area)
     hi = MSLU_AREA_RANGE[1] if max_area is None else (None if max_area <= 0 else max_area)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        selected = select_parcels(
-            parcels,
-            area_range=(lo, hi),
-            n=n,
-            fraction=fraction,
-            weights=w,
-            dispersion=dispersion,
-            seed=seed,
-        )
-    for warning in caught:
-        typer.echo(f"warning: {warning.message}", err=True)
+    selected = select_parcels(
+        parcels,
+        area_range=(lo, hi),
+        n=n,
+        fraction=fraction,
+        weights=w,
+        dispersion=dispersion,
+        seed=seed,
+    )
     report = selection_report(parcels, selected, label_col=label_col)
     report["settings"] = {
         "input": str(parcels_path),
@@ -287,20 +274,16 @@ def run_sample_design(
     if not landcover.exists():
         raise InputError(landcover, "raster does not exist")
     region_gdf = read_vector(regions)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        design = design_samples(
-            landcover,
-            region_gdf,
-            n,
-            unit_size_m,
-            region_col=region_col,
-            nodata=nodata,
-            seed=seed,
-            standard=standard,  # type: ignore[arg-type]
-        )
-    for warning in caught:
-        typer.echo(f"warning: {warning.message}", err=True)
+    design = design_samples(
+        landcover,
+        region_gdf,
+        n,
+        unit_size_m,
+        region_col=region_col,
+        nodata=nodata,
+        seed=seed,
+        standard=standard,  # type: ignore[arg-type]
+    )
     write_vector(design.sites, out)
     csv = out.with_suffix(".allocation.csv")
     with atomic_path(csv) as tmp:

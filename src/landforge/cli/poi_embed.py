@@ -7,7 +7,6 @@ after ``parcels``.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,11 +92,7 @@ def run_parcel_features(
     emb = POIEmbedder.load(embeddings) if embeddings is not None else None
     parcels = read_vector(require_file(parcels_path, "parcels file"))
     pois = _read_poi_layer(poi, category_col, lon, lat)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        feats = parcel_poi_features(parcels, pois, emb, category_col=category_col)
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
+    feats = parcel_poi_features(parcels, pois, emb, category_col=category_col)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         feats.to_csv(out, index=False)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +58,15 @@ def run_patches(
 
     _check_out(out)
     parcels = read_vector(parcels_path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        patches = poisson_patches(
-            parcels,
-            size_m,
-            radius_m=radius_m,
-            min_inside=min_inside,
-            max_per_parcel=max_per_parcel,
-            seed=seed,
-            id_col=id_col,
-        )
-    for w in caught:
-        typer.echo(f"warning: {w.message}", err=True)
+    patches = poisson_patches(
+        parcels,
+        size_m,
+        radius_m=radius_m,
+        min_inside=min_inside,
+        max_per_parcel=max_per_parcel,
+        seed=seed,
+        id_col=id_col,
+    )
     written = patches
     if squares:
         written = patches.set_geometry(patch_squares(patches, size_m).values)
