@@ -18,15 +18,8 @@ __all__ = ["register", "run_parcel_features", "run_poi_embed"]
 
 
 def _read_poi_layer(poi: Path, category_col: str, lon: str | None, lat: str | None) -> Any:
-    from landforge.io.poi import read_pois
+    from landforge.io.poi import read_pois  # reads .osm.pbf too ("key=value" categories)
 
-    if poi.name.endswith(".osm.pbf"):
-        from landforge.io.osm import read_osm_pois
-
-        pois = read_osm_pois(poi)
-        if category_col not in pois.columns:
-            raise InputError(poi, f"no category column {category_col!r} in the OSM POIs")
-        return pois
     return read_pois(poi, lon_col=lon, lat_col=lat, category_col=category_col)
 
 
@@ -36,32 +29,15 @@ def run_poi_embed(
     category_col: str = "category",
     lon: str | None = None,
     lat: str | None = None,
-    dim: int = 64,
-    graph: str = "delaunay",
-    k: int = 8,
-    max_dist_m: float = 500.0,
-    walks_per_node: int = 10,
-    walk_length: int = 40,
-    window: int = 5,
-    epochs: int = 5,
-    seed: int = 0,
+    **options: Any,
 ) -> Any:
-    """Read POIs, fit :class:`POIEmbedder`, write the embeddings Parquet; return the model."""
+    """Read POIs, fit :class:`POIEmbedder` with ``options`` (its constructor arguments),
+    write the embeddings Parquet; return the model."""
     from landforge.features.poi_embed import POIEmbedder
 
     if out.suffix.lower() != ".parquet":
         raise InputError("--out", f"{out}: embeddings are written as Parquet (.parquet)")
-    model = POIEmbedder(
-        dim=dim,
-        graph=graph,
-        k=k,
-        max_dist_m=max_dist_m,
-        walks_per_node=walks_per_node,
-        walk_length=walk_length,
-        window=window,
-        epochs=epochs,
-        seed=seed,
-    )
+    model = POIEmbedder(**options)
     model._check()  # fail on a bad option before reading data
     pois = _read_poi_layer(poi, category_col, lon, lat)
     model.fit(pois, category_col)
@@ -139,8 +115,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """POI category embeddings: random walks on a POI network + skip-gram (MSLU)."""
         run_poi_embed(
-            poi, out, category_col, lon, lat, dim, graph, k, max_dist, walks, walk_length,
-            window, epochs, seed,
+            poi, out, category_col, lon, lat, dim=dim, graph=graph, k=k, max_dist_m=max_dist,
+            walks_per_node=walks, walk_length=walk_length, window=window, epochs=epochs,
+            seed=seed,
         )  # fmt: skip
 
     group = _parcels_group(app)
