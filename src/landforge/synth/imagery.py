@@ -74,6 +74,15 @@ _ROOFS: dict[str, tuple[list[tuple[float, float, float]], list[float]]] = {
 }
 
 
+def burn_mask(geoms: Collection[object], shape: tuple[int, int], transform: object) -> np.ndarray:
+    """Boolean raster of the pixels whose centres fall in any of ``geoms`` (none: all False)."""
+    if not len(geoms):
+        return np.zeros(shape, bool)
+    return features.rasterize(
+        ((g, 1) for g in geoms), out_shape=shape, transform=transform, fill=0, dtype="uint8"
+    ).astype(bool)
+
+
 @dataclass(frozen=True)
 class Illumination:
     """Acquisition conditions of one image: gains, haze, sun and sensor noise."""
@@ -174,25 +183,9 @@ def render_image(
         if len(parcels)
         else np.zeros(shape, np.int32)
     )
-    road = (
-        features.rasterize(
-            ((g, 1) for g in road_polygons), out_shape=shape, transform=tf, fill=0, dtype="uint8"
-        ).astype(bool)
-        if len(road_polygons)
-        else np.zeros(shape, bool)
-    )
+    road = burn_mask(road_polygons, shape, tf)
     wide = roads[roads["width_m"] >= 12]
-    marking = (
-        features.rasterize(
-            ((g, 1) for g in wide.geometry.to_numpy()),
-            out_shape=shape,
-            transform=tf,
-            fill=0,
-            dtype="uint8",
-        ).astype(bool)
-        if len(wide)
-        else np.zeros(shape, bool)
-    )
+    marking = burn_mask(wide.geometry.to_numpy(), shape, tf)
     rows = np.arange(shape[0])[:, None]
     cols = np.arange(shape[1])[None, :]
     dash = int(max(1, round(3.0 / gsd)))  # 3 m dashes, 3 m gaps in both directions

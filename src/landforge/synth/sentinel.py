@@ -18,7 +18,7 @@ from rasterio import features
 from scipy.special import ndtri
 
 from landforge.io.raster import RasterGrid, write_cog
-from landforge.synth.imagery import ground_cover
+from landforge.synth.imagery import burn_mask, ground_cover
 from landforge.synth.layout import CityFrame, component_rng, smooth_noise
 
 __all__ = ["S2_BANDS", "cover_fractions", "write_sentinel2", "write_sentinel1", "month_names"]
@@ -88,20 +88,8 @@ def cover_fractions(
         fill=0,
         dtype="int32",
     )
-    road = features.rasterize(
-        ((g, 1) for g in road_polygons), out_shape=shape, transform=tf, fill=0, dtype="uint8"
-    ).astype(bool)
-    roof = (
-        features.rasterize(
-            ((g, 1) for g in buildings.geometry.to_numpy()),
-            out_shape=shape,
-            transform=tf,
-            fill=0,
-            dtype="uint8",
-        ).astype(bool)
-        if len(buildings)
-        else np.zeros(shape, bool)
-    )
+    road = burn_mask(road_polygons, shape, tf)
+    roof = burn_mask(buildings.geometry.to_numpy(), shape, tf)
     codes = [None, *parcels["use_secondary"].tolist()]
     covers = [ground_cover(c) for c in codes]
     green = np.array([c[1] for c in covers], np.float32)[pidx]
