@@ -202,48 +202,63 @@ def write_cog(
         arr = arr[None]
     if arr.shape[1:] != grid.shape:
         raise ValueError(f"array shape {arr.shape[1:]} does not match grid {grid.shape}")
-    if overview_resampling is None:
-        overview_resampling = "nearest" if np.issubdtype(arr.dtype, np.integer) else "average"
+    cog = _cog_options(arr.dtype, compress, blocksize, overview_resampling)
+    if arr.nbytes > _MEMORY_STAGING_BYTES:
+        # large: staged in a scratch file, so the copy does not double the memory in use
+        staged = StagedCOG(
+            path, grid, arr.shape[0], arr.dtype, nodata, band_descriptions, colormap,
+            {k: str(v) for k, v in (tags or {}).items()}, cog_options=cog,
+        )  # fmt: skip
+        try:
+            staged.write(arr, 0)
+        except BaseException:
+            staged.abort()
+            raise
+        return staged.finish()
     final = Path(path)
-    with atomic_path(final) as tmp:
-        staging_profile = grid.profile(arr.shape[0], arr.dtype, nodata)
-        staging_profile.update(
-            driver="GTiff", tiled=True, blockxsize=blocksize, blockysize=blocksize
-        )
-        # Small rasters are staged in memory; large ones in a temporary file beside the
-        # output, so the staging copy does not double the memory the array already uses.
-        with contextlib.ExitStack() as stack:
-            if arr.nbytes <= _MEMORY_STAGING_BYTES:
-                staging: Any = stack.enter_context(rasterio.MemoryFile())
-                open_staging = staging.open
-            else:
-                path_staging = tmp.with_name(tmp.stem + ".stage.tif")
-                stack.callback(path_staging.unlink, missing_ok=True)  # scratch, always removed
-                staging_profile.update(compress="ZSTD", zstd_level=1, BIGTIFF="IF_SAFER")
-
-                def open_staging(**kw: Any) -> Any:
-                    return rasterio.open(path_staging, "w" if kw else "r", **kw)
-
-            with open_staging(**staging_profile) as dst:
-                dst.write(arr)
-                for i, desc in enumerate(band_descriptions or [], start=1):
-                    dst.set_band_description(i, desc)
-                if colormap is not None:
-                    dst.write_colormap(1, dict(colormap))
-                if tags:
-                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
-            with open_staging() as src:
-                cog_profile = {
-                    "driver": "COG",
-                    "compress": compress,
-                    "blocksize": blocksize,
-                    "overview_resampling": overview_resampling,
-                    "BIGTIFF": "IF_SAFER",
-                }
-                if compress.upper() in {"DEFLATE", "LZW", "ZSTD"}:
-                    cog_profile["predictor"] = 3 if np.issubdtype(arr.dtype, np.floating) else 2
-                rasterio.shutil.copy(src, tmp, **cog_profile)
+    with atomic_path(final) as tmp, rasterio.MemoryFile() as mem:
+        profile = grid.profile(arr.shape[0], arr.dtype, nodata)
+        profile.update(tiled=True, blockxsize=blocksize, blockysize=blocksize)
+        with mem.open(**profile) as dst:
+            dst.write(arr)
+            _describe(dst, band_descriptions, colormap, tags)
+        with mem.open() as src:
+            rasterio.shutil.copy(src, tmp, **cog)
     return final
+
+
+def _cog_options(
+    dtype: Any,
+    compress: str = "DEFLATE",
+    blocksize: int = 512,
+    overview_resampling: str | None = None,
+) -> dict[str, Any]:
+    """GDAL COG creation options: compression with the right predictor, overviews."""
+    integer = np.issubdtype(np.dtype(dtype), np.integer)
+    options: dict[str, Any] = {
+        "driver": "COG",
+        "compress": compress,
+        "blocksize": blocksize,
+        "overview_resampling": overview_resampling or ("nearest" if integer else "average"),
+        "BIGTIFF": "IF_SAFER",
+    }
+    if compress.upper() in {"DEFLATE", "LZW", "ZSTD"}:
+        options["predictor"] = 2 if integer else 3
+    return options
+
+
+def _describe(
+    dst: Any,
+    descriptions: Sequence[str] | None,
+    colormap: Mapping[int, tuple[int, ...]] | None,
+    tags: Mapping[str, Any] | None,
+) -> None:
+    for i, desc in enumerate(descriptions or [], start=1):
+        dst.set_band_description(i, desc)
+    if colormap is not None:
+        dst.write_colormap(1, dict(colormap))
+    if tags:
+        dst.update_tags(**{k: str(v) for k, v in tags.items()})
 
 
 class StagedCOG:
@@ -266,9 +281,11 @@ class StagedCOG:
         colormap: Mapping[int, tuple[int, ...]] | None = None,
         tags: Mapping[str, str] | None = None,
         scale: float | None = None,
+        cog_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.final = ensure_writable_parent(path)
         self.dtype = np.dtype(dtype)
+        self.cog_options = dict(cog_options or _cog_options(self.dtype))
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.final.stem}.", suffix=".stage.tif", dir=self.final.parent
         )
@@ -277,12 +294,7 @@ class StagedCOG:
         profile = grid.profile(count, self.dtype, nodata)
         profile.update(tiled=False, blockysize=1, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER")
         self.ds = rasterio.open(self.stage, "w", **profile)
-        for i, desc in enumerate(descriptions or [], start=1):
-            self.ds.set_band_description(i, desc)
-        if colormap is not None:
-            self.ds.write_colormap(1, dict(colormap))
-        if tags:
-            self.ds.update_tags(**tags)
+        _describe(self.ds, descriptions, colormap, tags)
         if scale is not None:
             self.ds.scales = [scale] * count
             self.ds.offsets = [0.0] * count
@@ -293,19 +305,9 @@ class StagedCOG:
 
     def finish(self) -> Path:
         self.ds.close()
-        integer = np.issubdtype(self.dtype, np.integer)
         try:
             with atomic_path(self.final) as tmp:
-                rasterio.shutil.copy(
-                    self.stage,
-                    tmp,
-                    driver="COG",
-                    compress="DEFLATE",
-                    predictor=2 if integer else 3,
-                    blocksize=512,
-                    overview_resampling="nearest" if integer else "average",
-                    BIGTIFF="IF_SAFER",
-                )
+                rasterio.shutil.copy(self.stage, tmp, **self.cog_options)
         finally:
             self.stage.unlink(missing_ok=True)
         return self.final
@@ -314,7 +316,6 @@ class StagedCOG:
         with contextlib.suppress(Exception):
             self.ds.close()
         self.stage.unlink(missing_ok=True)
-
 
 
 def resample_to_grid(
