@@ -162,7 +162,56 @@ def report_cmd(
     typer.echo(f"report written to {path}")
 
 
+def _values(text: str | None, option: str) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(option, f"expected integer values like 1 or 1,255, got {text!r}") from None
+
+
+def evaluate_roads_cmd(
+    pred: Path = typer.Option(..., "--pred", help="Predicted road raster (mask or class map)."),
+    lines: Path | None = typer.Option(
+        None, "--lines", help="Reference road centre lines (any vector format, any CRS)."
+    ),
+    truth_mask: Path | None = typer.Option(
+        None, "--truth-mask", help="Reference road mask on the same grid (adds pixel IoU)."
+    ),
+    road_values: str | None = typer.Option(
+        None, "--road-values", help="Road values in --pred, e.g. 1 or 2,3 (default: > 0)."
+    ),
+    truth_values: str | None = typer.Option(
+        None, "--truth-values", help="Road values in --truth-mask (default: > 0)."
+    ),
+    tolerance_m: float = typer.Option(2.0, "--tolerance-m", help="Buffer tolerance (m)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the metrics JSON here."),
+) -> None:
+    """Road completeness / correctness / quality on centre lines (buffer tolerance)."""
+    from landforge.evaluation.roads import evaluate_roads
+
+    m = evaluate_roads(
+        pred,
+        lines=lines,
+        truth_mask=truth_mask,
+        road_values=_values(road_values, "--road-values"),
+        truth_values=_values(truth_values, "--truth-values"),
+        tolerance_m=tolerance_m,
+        out=out,
+    )
+    parts = [f"{k} {_pct(m.get(k))}" for k in ("completeness", "correctness", "quality")]
+    if "pixel_iou" in m:
+        parts.append(f"pixel IoU {_pct(m['pixel_iou'])}")
+    typer.echo(
+        ", ".join(parts)
+        + f" (reference {m['truth_length_m']:.0f} m, extracted {m['pred_length_m']:.0f} m,"
+        + f" tolerance {tolerance_m:g} m)"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``evaluate`` and ``report`` to the landforge CLI."""
+    """Add ``evaluate``, ``evaluate-roads`` and ``report`` to the landforge CLI."""
     app.command("evaluate")(evaluate_cmd)
+    app.command("evaluate-roads")(evaluate_roads_cmd)
     app.command("report")(report_cmd)
