@@ -4,6 +4,8 @@ The module turns raw label rasters into per-head targets (see
 :class:`~landforge.training.config.HeadConfig`), scores the model's dict of logits with
 :class:`~landforge.training.losses.MultiTaskLoss`, and accumulates one confusion matrix
 per head during validation, from which IoU / mIoU / overall accuracy are logged.
+A model with an auxiliary output ``aux`` (e.g. HRNet-OCR's soft object regions) and an
+``aux_weight`` attribute gets ``aux_weight x`` its main head's loss on that output.
 """
 
 from __future__ import annotations
@@ -82,6 +84,35 @@ def scores_from_confusion(cm: torch.Tensor) -> dict[str, float]:
     }
 
 
+AUX = "aux"
+"""Model output trained with the main head's target and loss, weighted by the model's
+``aux_weight`` (e.g. OCRNet's soft object regions at 0.4), unless a head is so named."""
+
+
+def _aux_main_head(model: nn.Module, heads: Mapping[str, HeadConfig]) -> str | None:
+    """The head whose target and loss the model's auxiliary output copies, or None.
+
+    A model asks for an auxiliary loss by carrying ``aux_weight > 0`` (an attribute, not
+    a config field: it belongs to the architecture). Its ``aux`` output then takes the
+    loss of the single multi-class head (or of the only head), weighted by
+    ``aux_weight``. A configured head named ``aux`` is an ordinary head; any other
+    model output without a configured head is ignored.
+    """
+    weight = float(getattr(model, "aux_weight", 0.0) or 0.0)
+    if weight <= 0 or AUX in heads:
+        return None
+    multi = [name for name, head in heads.items() if not head.binary]
+    if len(multi) == 1:
+        return multi[0]
+    if len(heads) == 1:
+        return next(iter(heads))
+    raise InputError(
+        "heads",
+        f"the model's auxiliary output {AUX!r} needs one multi-class head to copy its "
+        f"target and loss from; found {len(multi)} ({', '.join(multi) or 'none'})",
+    )
+
+
 class SegmentationTask(L.LightningModule):
     """Train a registry model whose forward returns a dict of logits per head.
 
@@ -116,9 +147,12 @@ class SegmentationTask(L.LightningModule):
         super().__init__()
         self.model = model
         self.heads = dict(heads)
-        self.loss = MultiTaskLoss(
-            {n: HeadLoss(h.loss, h.weight, h.mask_by) for n, h in self.heads.items()}
-        )
+        losses = {n: HeadLoss(h.loss, h.weight, h.mask_by) for n, h in self.heads.items()}
+        self.aux_of = _aux_main_head(model, self.heads)
+        if self.aux_of is not None:
+            main = self.heads[self.aux_of]
+            losses[AUX] = HeadLoss(main.loss, float(model.aux_weight), main.mask_by)
+        self.loss = MultiTaskLoss(losses)
         self.optimizer_name = optimizer
         self.lr = lr
         self.weight_decay = weight_decay
@@ -161,12 +195,23 @@ class SegmentationTask(L.LightningModule):
                     f"{len(head.classes)} classes need {want} output channels, "
                     f"the model gives {channels}",
                 )
+        if self.aux_of is not None:
+            if AUX not in outputs:
+                raise InputError("model", f"the model sets aux_weight but has no {AUX!r} output")
+            if outputs[AUX].shape[1] != outputs[self.aux_of].shape[1]:
+                raise InputError(
+                    "model",
+                    f"its {AUX!r} output has {outputs[AUX].shape[1]} channels, its "
+                    f"{self.aux_of!r} head {outputs[self.aux_of].shape[1]}",
+                )
         self._checked_outputs = True
 
     def _step(self, batch: Mapping[str, torch.Tensor]) -> tuple[Any, ...]:
         outputs = self(batch["image"])
         self._check_outputs(outputs)
         targets = make_targets(batch, self.heads)
+        if self.aux_of is not None:
+            targets[AUX] = targets[self.aux_of]
         total, parts = self.loss(outputs, targets)
         return total, parts, outputs, targets
 
