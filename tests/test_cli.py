@@ -50,3 +50,20 @@ def test_console_script_entry_point():
 
 def test_unknown_option_is_a_usage_error(capsys):
     assert main(["run", "--no-such-flag"]) == 2
+
+
+def test_mapping_commands_exist():
+    paths = {" ".join(p) for p in _command_paths()}
+    assert {"predict", "builtup", "parcels assign"} <= paths
+
+
+def test_input_error_survives_pickling():
+    """A worker's InputError reaches the client whole (Dask pickles exceptions)."""
+    import pickle
+
+    from landforge.errors import InputError
+
+    err = pickle.loads(pickle.dumps(InputError("a.tif", "raster does not exist")))
+    assert isinstance(err, InputError)
+    assert (err.source, err.problem, err.line()) == ("a.tif", "raster does not exist",
+                                                    "a.tif: raster does not exist")

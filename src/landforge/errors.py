@@ -27,6 +27,10 @@ class InputError(Exception):
         self.problem = problem
         super().__init__(self.line())
 
+    def __reduce__(self) -> tuple[type[InputError], tuple[str | None, str]]:
+        # survives pickling (e.g. raised on a Dask worker, re-raised by the client)
+        return (type(self), (self.source, self.problem))
+
     def line(self) -> str:
         """The one-line message the CLI prints (without the ``error:`` prefix)."""
         if self.source:

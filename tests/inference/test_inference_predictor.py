@@ -47,8 +47,10 @@ def _read(path: Path) -> np.ndarray:
         return src.read()
 
 
-@pytest.mark.parametrize("batch", [1, 5])
-def test_stitched_windows_equal_one_whole_image_pass(tmp_path: Path, batch: int) -> None:
+@pytest.mark.parametrize(("batch", "block_windows"), [(1, 4), (5, 4), (5, 1), (3, 2)])
+def test_stitched_windows_equal_one_whole_image_pass(
+    tmp_path: Path, batch: int, block_windows: int
+) -> None:
     ckpt = _checkpoint(tmp_path)
     image = write_image(tmp_path / "image.tif", 150, 221)
     summary = predict_raster(
@@ -58,6 +60,7 @@ def test_stitched_windows_equal_one_whole_image_pass(tmp_path: Path, batch: int)
         window=64,
         overlap=4,
         batch=batch,
+        block_windows=block_windows,
         probs_out=tmp_path / "probs.tif",
         footprint_out=tmp_path / "fp.tif",
         quiet=True,
@@ -162,7 +165,7 @@ def test_band_count_mismatch_is_an_input_error(tmp_path: Path) -> None:
     image = write_image(tmp_path / "image.tif", 40, 40)
     with pytest.raises(
         InputError,
-        match=r"model wants 6 bands \(red, green, blue, poi_residential, \.\.\.\), got 3",
+        match=r"model wants 6 bands, got 3; model bands: red, green, blue, poi_residential, \.\.\.",
     ):
         predict_raster(ckpt, image, tmp_path / "map.tif", window=32, overlap=4, quiet=True)
 
@@ -190,7 +193,8 @@ def test_cli_band_mismatch_exits_2_with_one_line(tmp_path: Path, capsys) -> None
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert err[0].startswith("error: ") and "model wants 4 bands (r, g, b, nir), got 3" in err[0]
+    assert err[0].startswith("error: ")
+    assert "model wants 4 bands, got 3; model bands: r, g, b, nir" in err[0]
     assert not (tmp_path / "map.tif").exists()
     assert not list(tmp_path.glob(".*"))  # no staging files left behind
 
@@ -227,8 +231,10 @@ def test_cli_predict_with_extra_raster(tmp_path: Path, capsys) -> None:
     assert code == 0, capsys.readouterr().err
     with rasterio.open(tmp_path / "p.tif") as src:
         assert src.dtypes[0] == "uint8" and src.scales[0] == pytest.approx(1 / 254)
-    # an extra raster on another grid is refused
-    other = write_image(tmp_path / "other.tif", 71, 70, bands=1)
+    # an extra raster at another resolution is refused (resample it first)
+    other = write_cog(
+        tmp_path / "other.tif", np.ones((1, 70, 70), np.uint8), grid_for(70, 70, res=1.0)
+    )
     code = main(
         [
             "predict",
@@ -242,4 +248,6 @@ def test_cli_predict_with_extra_raster(tmp_path: Path, capsys) -> None:
             str(tmp_path / "map2.tif"),
         ]
     )
-    assert code == 2 and "differs from reference" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pixel size 1 x 1 differs" in err[0]
+    assert "resample" in err[0] and not (tmp_path / "map2.tif").exists()

@@ -1,4 +1,4 @@
-"""CLI for inference: ``landforge predict`` and ``landforge vectorize``."""
+"""CLI for inference: ``landforge predict``, ``landforge vectorize``, ``landforge builtup``."""
 
 from __future__ import annotations
 
@@ -61,9 +61,34 @@ def predict(
         "--bands",
         help="1-based image bands, e.g. 1,2,3 (default: matched to the model card by name).",
     ),
+    blend: bool = typer.Option(
+        False,
+        "--blend",
+        help="Average overlapping windows (smooth weights) instead of centre crops.",
+    ),
+    block_windows: int = typer.Option(
+        4, "--block-windows", help="Windows per block side (unit of work and of --resume)."
+    ),
+    workers: int = typer.Option(
+        0, "--workers", help="Run blocks on a local Dask cluster of N single-threaded processes."
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Run blocks on a running Dask scheduler, e.g. tcp://host:8786."
+    ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Reuse finished blocks of an interrupted run (OUT.parts/); without it they are "
+        "discarded.",
+    ),
 ) -> None:
     """Predict a land-use / building-use map over a raster of any size."""
     from landforge.inference.predictor import predict_raster
+
+    if workers and scheduler:
+        raise InputError("--workers", "give either --workers N (local cluster) or --scheduler")
+    if workers < 0:
+        raise InputError("--workers", f"must be >= 0, got {workers}")
 
     summary = predict_raster(
         model,
@@ -81,11 +106,17 @@ def predict(
         threshold=threshold,
         probs_dtype="uint8" if probs_uint8 else "float32",
         bands=_parse_bands(bands),
+        blend=blend,
+        block_windows=block_windows,
+        scheduler=scheduler if scheduler else ("local" if workers else None),
+        workers=max(workers, 1),
+        resume=resume,
     )
     skipped = summary["windows_skipped"]
     typer.echo(
         f"wrote {out} ({summary['width']}x{summary['height']}, {summary['windows']} windows"
         + (f", {skipped} skipped by mask" if skipped else "")
+        + (f", {summary['blocks_reused']} blocks reused" if summary["blocks_reused"] else "")
         + f", {summary['seconds']:.1f} s)"
     )
     typer.echo(json.dumps(summary["class_pixels"]))
@@ -113,7 +144,41 @@ def vectorize(
     typer.echo(f"wrote {out} ({len(buildings)} buildings: {json.dumps(by_use)})")
 
 
+def builtup(
+    inputs: list[Path] = typer.Option(
+        ...,
+        "--inputs",
+        help="Settlement rasters (GHSL, WSF, WorldCover, ...), any CRS: --inputs A.tif B.tif.",
+    ),
+    more: list[Path] = typer.Argument(
+        None, help="Further inputs (after --inputs A.tif).", show_default=False
+    ),
+    like: Path = typer.Option(..., "--like", help="Raster whose grid the mask is computed on."),
+    out: Path = typer.Option(..., "--out", help="Mask COG to write (uint8 0/1, nodata 255)."),
+    values: str | None = typer.Option(
+        None,
+        "--values",
+        help='Built-up values per input, ";"-separated: a list (1,2) or a threshold (>0); '
+        "one item applies to all inputs. Default >0.",
+    ),
+    band: int = typer.Option(1, "--band", help="Band of every input to read."),
+    block: int = typer.Option(2048, "--block", help="Processing block size in pixels."),
+) -> None:
+    """Built-up mask: union of settlement products resampled (max) onto an image grid."""
+    from landforge.inference.builtup import builtup_mask
+
+    paths = [*inputs, *(more or [])]
+    summary = builtup_mask(paths, like, out, values=values, band=band, block=block)
+    total = summary["width"] * summary["height"]
+    typer.echo(
+        f"wrote {out} ({summary['width']}x{summary['height']}, "
+        f"{summary['builtup_pixels'] / max(total, 1):.1%} built-up, "
+        f"{summary['nodata_pixels'] / max(total, 1):.1%} without input data)"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the inference commands to the landforge CLI."""
     app.command("predict")(predict)
     app.command("vectorize")(vectorize)
+    app.command("builtup")(builtup)

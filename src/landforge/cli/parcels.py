@@ -15,7 +15,14 @@ import typer
 
 from landforge.errors import InputError
 
-__all__ = ["register", "run_generate", "run_label", "run_sample_design", "run_select"]
+__all__ = [
+    "register",
+    "run_assign",
+    "run_generate",
+    "run_label",
+    "run_sample_design",
+    "run_select",
+]
 
 _VECTOR_OUT = {".parquet", ".geoparquet", ".gpkg", ".geojson", ".json"}
 
@@ -145,6 +152,36 @@ def run_label(
         f"{n} of {len(result)} parcels labelled ({int(result['mixed'].sum())} mixed) -> {out}"
     )
     return result
+
+
+def run_assign(
+    parcels: Path,
+    map_path: Path,
+    out: Path,
+    probs: Path | None = None,
+    all_touched: bool = False,
+    ignore: str = "0",
+) -> Any:
+    """Read parcels, give each the majority class of the map inside it, write them."""
+    from landforge.inference.parcels import assign_parcels
+    from landforge.io.vector import read_vector, write_vector
+
+    _check_out(out)
+    try:
+        ignored = [int(v) for v in ignore.split(",") if v.strip()]
+    except ValueError:
+        raise InputError("--ignore", f"expected comma-separated integers, got {ignore!r}") from None
+    gdf = read_vector(parcels)
+    assigned = assign_parcels(
+        gdf, map_path, probs_path=probs, ignore=ignored, all_touched=all_touched
+    )
+    write_vector(assigned, out)
+    by_class = assigned["class_name"].value_counts().to_dict()
+    typer.echo(
+        f"wrote {out} ({len(assigned)} parcels, {int(assigned['class_value'].isna().sum())} "
+        f"without class: {by_class})"
+    )
+    return assigned
 
 
 def _parse_weights(text: str) -> tuple[float, float]:
@@ -461,6 +498,24 @@ def register(app: typer.Typer) -> None:
         run_select(
             parcels, out, min_area, max_area, n, fraction, weights, dispersion, seed, label_col
         )
+
+    @group.command("assign")
+    def _assign(
+        parcels: Path = typer.Argument(..., help="Parcels (.parquet or .gpkg)."),
+        map_path: Path = typer.Option(..., "--map", help="Class map from `landforge predict`."),
+        out: Path = typer.Option(..., "--out", help="Output .parquet or .gpkg."),
+        probs: Path | None = typer.Option(
+            None, "--probs", help="Class probabilities on the map grid (gives the confidence)."
+        ),
+        all_touched: bool = typer.Option(
+            False, "--all-touched", help="Count every pixel a parcel touches, not only centres."
+        ),
+        ignore: str = typer.Option(
+            "0", "--ignore", help="Class values not counted, comma-separated (default 0)."
+        ),
+    ) -> None:
+        """Majority class, class fractions and confidence of each parcel from a class map."""
+        run_assign(parcels, map_path, out, probs, all_touched, ignore)
 
     app.add_typer(group, name="parcels")
 

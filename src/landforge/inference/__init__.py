@@ -5,6 +5,10 @@
 - :func:`vectorize_buildings` (``landforge vectorize``): building polygons with use.
 - :func:`assign_parcels`: majority class and class fractions per parcel.
 - :func:`clean_class_map`: remove small objects and fill small holes per class.
+- :func:`builtup_mask` (``landforge builtup``): union of settlement rasters on an image
+  grid, the ``--mask`` of ``landforge predict``.
+- :func:`predict_block`: the unit of work of block-wise prediction (Dask, resume); see
+  :mod:`landforge.inference.blocks` and ``docs/scaling.md``.
 
 Attributes are imported lazily so that vector-only work does not import torch.
 """
@@ -21,6 +25,8 @@ __all__ = [
     "assign_parcels",
     "clean_class_map",
     "clean_class_map_file",
+    "builtup_mask",
+    "predict_block",
 ]
 
 _WHERE = {
@@ -30,6 +36,8 @@ _WHERE = {
     "assign_parcels": "parcels",
     "clean_class_map": "postprocess",
     "clean_class_map_file": "postprocess",
+    "builtup_mask": "builtup",
+    "predict_block": "blocks",
 }
 
 

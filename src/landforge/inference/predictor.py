@@ -5,9 +5,10 @@ in memory: it reads one window at a time (image bands plus extra rasters such as
 probability maps, all on the same grid), normalises them with the model card's mean
 and std, batches windows through the model under ``torch.inference_mode``, and keeps the
 centre of each window (see :mod:`landforge.inference.windows`). Kept regions of one row
-of windows form a horizontal strip; finished strips go to temporary on-disk GeoTIFFs
-that are converted to Cloud-Optimised GeoTIFFs at the end (atomically), so memory stays
-at a few strips whatever the raster size.
+of windows are grouped in blocks (the unit of work, run in-process or on Dask workers,
+and the unit of resume); finished blocks go to small GeoTIFFs in ``OUT.parts/`` that are
+streamed into Cloud-Optimised GeoTIFFs at the end (atomically), so memory stays at a
+few blocks whatever the raster size (see :mod:`landforge.inference.blocks`).
 
 Outputs (contract in docs/dev/CONTRACTS.md):
 
@@ -27,26 +28,26 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
-import rasterio.shutil
 import torch
 import torch.nn as nn
-from rasterio.windows import Window
 
 from landforge.errors import InputError
 from landforge.inference.constants import CLASSES_TAG, NODATA_CLASS, PROB_SCALE
 from landforge.inference.tta import apply_tta, transforms
-from landforge.inference.windows import Tile, pad_to_multiple, sliding_windows
-from landforge.io.raster import RasterGrid, StagedCOG, check_same_grid, open_raster
-from landforge.models.checkpoint import ModelCard, load_checkpoint
+from landforge.io.atomic import ensure_writable_parent
+from landforge.io.raster import RasterGrid, StagedCOG, open_raster
+from landforge.models.checkpoint import ModelCard, checkpoint_paths, load_checkpoint
 from landforge.progress import track
 
 __all__ = [
@@ -172,19 +173,10 @@ def _rgba(colour: Any) -> tuple[int, int, int, int]:
     return (vals[0], vals[1], vals[2], vals[3])
 
 
-# --------------------------------------------------------------------------- outputs
-
-
-@dataclass
-class _Strip:
-    """The kept rows of one row of windows, filled window by window."""
-
-    row: int
-    remaining: int
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-
-
 # --------------------------------------------------------------------------- predictor
+
+#: Seconds to wait for ``scheduler="tcp://..."`` to answer (tests lower it).
+_CONNECT_TIMEOUT_S = 10.0
 
 
 def predict_raster(
@@ -205,21 +197,35 @@ def predict_raster(
     pad_multiple: int = 32,
     quiet: bool = False,
     bands: Sequence[int] | None = None,
+    blend: bool = False,
+    block_windows: int = 4,
+    scheduler: Any = None,
+    workers: int = 2,
+    resume: bool = False,
+    on_block: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Predict a class map (and optionally probabilities) over a raster of any size.
+
+    The window layout is cut into blocks of ``block_windows`` x ``block_windows``
+    windows, computed by :func:`~landforge.inference.blocks.predict_block` into a parts
+    directory ``OUT.parts/`` beside ``out`` and assembled into the COGs at the end (see
+    :mod:`landforge.inference.blocks`); the parts directory is removed after success.
 
     Args:
         checkpoint_or_model: checkpoint path (``NAME.safetensors``/``NAME.json``/stem) or
             a ``(model, card)`` pair.
         image: the image raster; its bands come first in the model input.
         out: the class map COG to write.
-        extras: further rasters on the image's grid (e.g. POI maps), appended as bands
-            in order; together with the image they must match ``card.bands``.
+        extras: further rasters appended as bands in order (e.g. POI maps); together
+            with the image they must match ``card.bands``. Each must be on the image
+            grid, or in the same CRS at the same resolution with pixel-aligned origin
+            (a different extent: pixels outside it are nodata).
         window: window size in pixels; ``overlap``: context margin dropped per side.
         tta: None, ``"flips"`` or ``"d4"`` (see :mod:`.tta`).
-        batch: windows per forward pass.
-        mask: optional built-up mask on the same grid; windows whose kept region holds
-            no mask pixel (> 0) are not predicted (class 0, footprint probability 0,
+        batch: windows per forward pass (batches do not cross blocks).
+        mask: optional built-up mask (aligned like ``extras``, e.g. from
+            ``landforge builtup --like IMAGE``); windows whose kept region holds no mask
+            pixel (> 0, not nodata) are not predicted (class 0, footprint probability 0,
             class probabilities nodata).
         probs_out: optional class-probability COG; ``probs_dtype`` float32 or uint8.
         footprint_out: optional footprint-probability COG (models with a footprint head).
@@ -230,15 +236,28 @@ def predict_raster(
         bands: 1-based image bands to use; by default all of them or, when the image
             has more bands than the model takes, those whose descriptions match the
             band names in the model card (e.g. red, green, blue of an RGB+NIR image).
+        blend: average overlapping windows with a smooth weight instead of keeping
+            window centres (see :mod:`.blocks`).
+        block_windows: windows per block side (the unit of work and of resume).
+        scheduler: None (in-process), ``"local"`` (a local Dask cluster of ``workers``
+            single-threaded processes), ``"tcp://host:port"`` or a Dask Client.
+        workers: worker processes for ``scheduler="local"``.
+        resume: reuse the finished blocks of an interrupted run with the same model,
+            options and inputs; without it an existing parts directory is discarded.
+        on_block: called in this process with each newly computed block's record.
 
     Returns:
-        A summary: window counts (predicted, skipped by the mask), pixel counts per
-        class, seconds, throughput and output paths.
+        A summary: window counts (predicted, skipped by the mask), block counts
+        (computed, reused), pixel counts per class, seconds, throughput, output paths.
 
     Raises:
         InputError: unreadable inputs, rasters on different grids, a band count that
-            differs from the model card, bad options.
+            differs from the model card, bad options, unwritable outputs, a scheduler
+            that does not answer.
     """
+    from landforge.distributed import dask_client
+    from landforge.inference import blocks as B
+
     started = time.perf_counter()
     if batch < 1:
         raise InputError("--batch", f"batch must be at least 1, got {batch}")
@@ -251,86 +270,134 @@ def predict_raster(
     plan = resolve_heads(card)
     if footprint_out is not None and plan.footprint is None:
         raise InputError("--footprint-prob", "the model has no footprint head")
+    if len(card.mean) != len(card.bands) or len(card.std) != len(card.bands):
+        raise InputError("model", "model card mean/std do not match its band list")
+    for path in (out, probs_out, footprint_out):
+        if path is not None:
+            ensure_writable_parent(path)
 
     with contextlib.ExitStack() as stack:
         img = stack.enter_context(open_raster(image))
         grid = RasterGrid(img.crs, img.transform, img.width, img.height)
         sources = [img]
+        offsets = [(0, 0)]
         for extra in extras:
-            check_same_grid(grid, extra)
-            sources.append(stack.enter_context(open_raster(extra)))
-        mask_src = None
+            src = stack.enter_context(open_raster(extra))
+            offsets.append(_placement(grid, src, extra, "extra"))
+            sources.append(src)
+        mask_spec = None
         if mask is not None:
-            check_same_grid(grid, mask)
-            mask_src = stack.enter_context(open_raster(mask))
+            msrc = stack.enter_context(open_raster(mask))
+            mrow, mcol = _placement(grid, msrc, mask, "mask")
+            mask_spec = B.SourceSpec(str(mask), (1,), mrow, mcol)
         indexes = _select_bands(card, image, sources, bands)
-        mean = np.asarray(card.mean, dtype=np.float32)[:, None, None]
-        std = np.asarray(card.std, dtype=np.float32)[:, None, None]
-        std = np.where(std > 0, std, 1.0).astype(np.float32)
+    B.plan_blocks(1, 1, window, overlap, block_windows, blend)  # validate before work
 
-        tiles = sliding_windows(grid.height, grid.width, window, overlap)
+    paths = [image, *extras] + ([mask] if mask is not None else [])
+    if isinstance(checkpoint_or_model, tuple):
+        model_hash = B.hash_model(model, card.model_dump_json())
+        model_path = None
+    else:
+        weights, card_path = checkpoint_paths(checkpoint_or_model)
+        model_hash = B.hash_files([weights, card_path])
+        model_path = str(weights)
+    names = ["classes"]
+    if probs_out is not None:
+        names.append("probs")
+    if footprint_out is not None:
+        names.append("footprint")
+    key = B.run_key(
+        {
+            "format": B.PARTS_FORMAT,
+            "model": model_hash,
+            "inputs": [B.file_identity(p) for p in paths],
+            "indexes": indexes,
+            "offsets": offsets,
+            "options": [window, overlap, tta, threshold, blend, block_windows, pad_multiple],
+            "outputs": names,
+            "probs_dtype": probs_dtype,
+        }
+    )
+    parts = B.parts_dir_for(out)
+    specs_src = tuple(
+        B.SourceSpec(str(p), tuple(idx), r, c)
+        for p, idx, (r, c) in zip([image, *extras], indexes, offsets, strict=True)
+    )
+    layout = B.plan_blocks(grid.height, grid.width, window, overlap, block_windows, blend)
+    n_windows = sum(len(owned) for *_, owned in layout)
+
+    with dask_client(
+        scheduler, workers, timeout=_CONNECT_TIMEOUT_S, source="--scheduler",
+        workers_source="--workers",
+    ) as client:  # fmt: skip
+        local_processes = isinstance(scheduler, str) and scheduler == "local"
+        if client is not None and model_path is None:
+            model_path = str(_save_for_workers(model, card, parts))
+        job = B.Job(
+            model_path=model_path,
+            model_key=model_hash,
+            model_name=card.model,
+            device=str(torch_device),
+            sources=specs_src,
+            mask=mask_spec,
+            mean=tuple(float(v) for v in card.mean),
+            std=tuple(float(v) for v in card.std),
+            footprint_head=plan.footprint,
+            classes_head=plan.classes,
+            n_probs=len(plan.class_names),
+            outputs=tuple(names),
+            probs_dtype=probs_dtype,
+            tta=tta,
+            threshold=float(threshold),
+            pad_multiple=pad_multiple,
+            batch=batch,
+            window=window,
+            overlap=overlap,
+            blend=blend,
+            height=grid.height,
+            width=grid.width,
+            crs=grid.crs.to_wkt() if grid.crs else None,
+            transform=tuple(grid.transform)[:6],
+            parts=str(parts),
+            key=key,
+            torch_threads=1 if local_processes else None,
+        )
+        reusable = B.prepare_parts(parts, key, resume)
+        if client is None:
+            B.register_model(model_hash, str(torch_device), model)
+        todo = [
+            B.BlockSpec(job, idx, region, tiles, owned)
+            for idx, region, tiles, owned in layout
+            if idx not in reusable
+        ]
+        records = dict(reusable)
+        try:
+            with contextlib.closing(_execute(client, todo)) as results:
+                for rec in track(
+                    results, f"predict {Path(image).name}", total=len(todo), quiet=quiet
+                ):
+                    if "error" in rec:
+                        raise InputError(*rec["error"])
+                    records[rec["index"]] = rec
+                    if on_block is not None:
+                        on_block(rec)
+        except BaseException:
+            if next(parts.glob("b*.done.json"), None) is None:
+                shutil.rmtree(parts, ignore_errors=True)  # nothing worth resuming
+            raise
+
+    with contextlib.ExitStack() as stack:
         outputs = _open_outputs(
             stack, grid, out, probs_out, footprint_out, plan, card, probs_dtype, tta
         )
-        stats = _Stats(len(plan.class_names))
-        strips: dict[int, _Strip] = {}
-        per_row: dict[int, int] = {}
-        for t in tiles:
-            per_row[t.grid_row] = per_row.get(t.grid_row, 0) + 1
-
-        def place(tile: Tile, result: dict[str, np.ndarray]) -> None:
-            strip = strips.get(tile.grid_row)
-            if strip is None:
-                strip = _Strip(tile.keep_row, per_row[tile.grid_row])
-                strip.arrays = {
-                    name: np.empty((w.ds.count, tile.keep_height, grid.width), w.dtype)
-                    for name, w in outputs.items()
-                }
-                strips[tile.grid_row] = strip
-            cols = slice(tile.keep_col, tile.keep_col + tile.keep_width)
-            for name, arr in result.items():
-                if name in strip.arrays:
-                    strip.arrays[name][:, :, cols] = arr
-            strip.remaining -= 1
-            if strip.remaining == 0:
-                for name, writer in outputs.items():
-                    writer.write(strip.arrays[name], strip.row)
-                del strips[tile.grid_row]
-
-        run = _Run(
-            model,
-            plan,
-            tta,
-            threshold,
-            probs_dtype,
-            outputs,
-            pad_multiple,
-            torch_device,
-            place,
-            stats,
-            str(image),
-            window,
-            card.model,
-        )
-        pending: list[tuple[Tile, np.ndarray, np.ndarray]] = []
-        desc = f"predict {Path(image).name}"
-        for tile in track(tiles, desc, total=len(tiles), quiet=quiet):
-            if mask_src is not None and not _mask_hits(mask_src, tile):
-                valid = _valid_mask(sources, tile.keep_window)
-                place(tile, _skipped_result(valid, plan, outputs, probs_dtype))
-                stats.add_skipped(valid)
-                continue
-            x, valid = _read_window(sources, tile.window, mean, std, indexes)
-            pending.append((tile, x, valid))
-            if len(pending) == batch:
-                _run_batch(run, pending)
-                pending = []
-        if pending:
-            _run_batch(run, pending)
-        if strips:  # pragma: no cover - would be a layout bug
-            raise RuntimeError(f"unfinished strips {sorted(strips)}")
+        B.assemble(parts, [(idx, region) for idx, region, *_ in layout], outputs, grid.width)
         written = {name: str(w.finish()) for name, w in outputs.items()}
+    shutil.rmtree(parts, ignore_errors=True)
 
+    counts = np.zeros(256, dtype=np.int64)
+    for rec in records.values():
+        counts += np.asarray(rec["counts"], dtype=np.int64)
+    skipped = sum(int(rec["skipped"]) for rec in records.values())
     seconds = time.perf_counter() - started
     pixels = grid.width * grid.height
     return {
@@ -341,36 +408,99 @@ def predict_raster(
         "window": window,
         "overlap": overlap,
         "tta": tta,
+        "blend": blend,
         "device": str(torch_device),
-        "windows": len(tiles),
-        "windows_predicted": len(tiles) - stats.skipped,
-        "windows_skipped": stats.skipped,
-        "nodata_pixels": int(stats.nodata),
-        "class_pixels": {"background": int(stats.counts[0])}
-        | {name: int(stats.counts[k]) for k, name in enumerate(plan.class_names, start=1)},
+        "windows": n_windows,
+        "windows_predicted": n_windows - skipped,
+        "windows_skipped": skipped,
+        "blocks": len(layout),
+        "blocks_reused": len(reusable),
+        "nodata_pixels": int(sum(int(rec["nodata"]) for rec in records.values())),
+        "class_pixels": {"background": int(counts[0])}
+        | {name: int(counts[k]) for k, name in enumerate(plan.class_names, start=1)},
         "seconds": round(seconds, 3),
         "megapixels_per_second": round(pixels / 1e6 / max(seconds, 1e-9), 3),
         "outputs": written,
     }
 
 
-class _Stats:
-    def __init__(self, n_classes: int) -> None:
-        self.counts = np.zeros(n_classes + 1, dtype=np.int64)
-        self.nodata = 0
-        self.skipped = 0
+def _execute(client: Any, specs: list[Any]) -> Iterator[dict[str, Any]]:
+    """Records of the blocks in ``specs``: in-process in order, or as Dask finishes them."""
+    from landforge.inference.blocks import predict_block
 
-    def add(self, classes: np.ndarray) -> None:
-        valid = classes != NODATA_CLASS
-        self.nodata += int((~valid).sum())
-        self.counts += np.bincount(classes[valid].ravel(), minlength=len(self.counts))[
-            : len(self.counts)
-        ]
+    if client is None:
+        for spec in specs:
+            yield predict_block(spec)
+        return
+    from dask.distributed import as_completed
 
-    def add_skipped(self, valid: np.ndarray) -> None:
-        self.skipped += 1
-        self.counts[0] += int(valid.sum())
-        self.nodata += int((~valid).sum())
+    futures = client.map(predict_block, specs, pure=False)
+    try:
+        for future in as_completed(futures):
+            rec = future.result()
+            future.release()
+            yield rec
+    finally:
+        client.cancel([f for f in futures if not f.done()])
+
+
+def _save_for_workers(model: nn.Module, card: ModelCard, parts: Path) -> Path:
+    """An in-memory model written as a checkpoint that Dask workers can load."""
+    from landforge.models.checkpoint import save_checkpoint
+
+    parts.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(model, card, parts / "model")
+
+
+def _placement(
+    grid: RasterGrid, src: Any, path: str | os.PathLike[str], what: str
+) -> tuple[int, int]:
+    """(row, col) offset of ``src`` on the image grid, or InputError if not aligned.
+
+    Rasters on the image grid give (0, 0). A raster in the same CRS with the same pixel
+    size and an origin a whole number of pixels away (another extent) is read
+    boundlessly; anything else has to be resampled first.
+    """
+    hint = (
+        "resample it onto the image grid first (e.g. `gdalwarp -t_srs <image CRS> -tr <res> "
+        "<res> -tap`, or for built-up masks `landforge builtup --like IMAGE`)"
+    )
+    if grid.crs and src.crs and grid.crs != src.crs:
+        raise InputError(
+            path,
+            f"{what} CRS {src.crs.to_string()} differs from the image's "
+            f"{grid.crs.to_string()}; {hint}",
+        )
+    t, g = src.transform, grid.transform
+    if (src.width, src.height) == (grid.width, grid.height) and t.almost_equals(g, 1e-6):
+        return 0, 0
+    if not (
+        abs(t.b) < 1e-12 and abs(t.d) < 1e-12 and abs(g.b) < 1e-12 and abs(g.d) < 1e-12
+    ) or not (math.isclose(t.a, g.a, rel_tol=1e-6) and math.isclose(t.e, g.e, rel_tol=1e-6)):
+        raise InputError(
+            path,
+            f"{what} pixel size {abs(t.a):g} x {abs(t.e):g} differs from the image's "
+            f"{abs(g.a):g} x {abs(g.e):g}; {hint}",
+        )
+    col = (t.c - g.c) / g.a
+    row = (t.f - g.f) / g.e
+    if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
+        raise InputError(
+            path,
+            f"{what} pixels are not aligned with the image's (origin offset {col:.3f}, "
+            f"{row:.3f} pixels); {hint}",
+        )
+    r, c = int(round(row)), int(round(col))
+    if r > 0 or c > 0 or r + src.height < grid.height or c + src.width < grid.width:
+        if r >= grid.height or c >= grid.width or r + src.height <= 0 or c + src.width <= 0:
+            raise InputError(path, f"{what} does not overlap the image")
+        if what == "extra":
+            warnings.warn(
+                f"{path}: covers only part of the image; pixels outside it are nodata",
+                UserWarning,
+                stacklevel=3,
+            )
+    return r, c
 
 
 def _open_outputs(
@@ -442,146 +572,6 @@ def _open_outputs(
     return outputs
 
 
-@dataclass
-class _Run:
-    """What every batch of one prediction run needs."""
-
-    model: nn.Module
-    plan: HeadPlan
-    tta: str | None
-    threshold: float
-    probs_dtype: str
-    outputs: Mapping[str, StagedCOG]
-    pad_multiple: int
-    device: torch.device
-    place: Callable[[Tile, dict[str, np.ndarray]], None]
-    stats: _Stats
-    image: str
-    window: int
-    model_name: str
-
-
-def _run_batch(run: _Run, pending: list[tuple[Tile, np.ndarray, np.ndarray]]) -> None:
-    plan, outputs, stats, probs_dtype, threshold = (
-        run.plan,
-        run.outputs,
-        run.stats,
-        run.probs_dtype,
-        run.threshold,
-    )
-    h, w = pending[0][1].shape[1:]
-    ph, pw = pad_to_multiple(h, w, run.pad_multiple)
-    xs = np.stack([_pad(x, ph, pw) for _, x, _ in pending])
-    x = torch.from_numpy(xs).to(run.device)
-    try:
-        probs = model_probabilities(run.model, x, run.tta)
-    except RuntimeError as exc:
-        if h < run.window or w < run.window:
-            raise InputError(
-                run.image,
-                f"raster is smaller than the {run.window}-pixel window and model "
-                f"{run.model_name!r} cannot run on the whole raster padded to "
-                f"{h + ph}x{w + pw} ({str(exc).splitlines()[0][:120]}); use a larger raster "
-                "or a fully convolutional model",
-            ) from None
-        raise
-    missing = [hd for hd in (plan.footprint, plan.classes) if hd and hd not in probs]
-    if missing:
-        raise InputError("model", f"model output lacks head(s) {missing}; has {list(probs)}")
-    fp = probs[plan.footprint][:, 0, :h, :w].float().cpu().numpy() if plan.footprint else None
-    cp = probs[plan.classes][:, :, :h, :w].float().cpu().numpy() if plan.classes else None
-    for i, (tile, _, valid) in enumerate(pending):
-        rs, cs = tile.keep_slices
-        ok = valid[rs, cs]
-        if cp is not None:
-            classes = cp[i, :, rs, cs].argmax(0).astype(np.uint8) + 1
-            if fp is not None:
-                classes[fp[i, rs, cs] < threshold] = 0
-        else:
-            classes = (fp[i, rs, cs] >= threshold).astype(np.uint8)  # type: ignore[index]
-        classes[~ok] = NODATA_CLASS
-        stats.add(classes)
-        result = {"classes": classes[None]}
-        if "probs" in outputs:
-            src = cp[i, :, rs, cs] if cp is not None else fp[i, None, rs, cs]  # type: ignore[index]
-            result["probs"] = _encode_probs(src, ok, probs_dtype)
-        if "footprint" in outputs:
-            f = fp[i, rs, cs].astype(np.float32)  # type: ignore[index]
-            f[~ok] = np.nan
-            result["footprint"] = f[None]
-        run.place(tile, result)
-
-
-def _encode_probs(p: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:
-    if dtype == "uint8":
-        q = np.rint(np.clip(p, 0, 1) * PROB_SCALE).astype(np.uint8)
-        q[:, ~valid] = NODATA_CLASS
-        return q
-    q = p.astype(np.float32, copy=True)
-    q[:, ~valid] = np.nan
-    return q
-
-
-def _skipped_result(
-    valid: np.ndarray, plan: HeadPlan, outputs: Mapping[str, StagedCOG], probs_dtype: str
-) -> dict[str, np.ndarray]:
-    classes = np.where(valid, 0, NODATA_CLASS).astype(np.uint8)[None]
-    result = {"classes": classes}
-    if "probs" in outputs:
-        k = outputs["probs"].ds.count
-        fill = NODATA_CLASS if probs_dtype == "uint8" else np.nan
-        result["probs"] = np.full((k, *valid.shape), fill, dtype=outputs["probs"].dtype)
-    if "footprint" in outputs:
-        result["footprint"] = np.where(valid, 0.0, np.nan).astype(np.float32)[None]
-    return result
-
-
-def _pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    if not ph and not pw:
-        return x
-    pads = ((0, 0), (0, ph), (0, pw))
-    mode = "reflect" if min(x.shape[1:]) > 1 else "edge"
-    return np.pad(x, pads, mode=mode)
-
-
-def _read_window(
-    sources: Sequence[rasterio.io.DatasetReader],
-    window: Window,
-    mean: np.ndarray,
-    std: np.ndarray,
-    indexes: Sequence[list[int]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised (C, h, w) float32 input and its (h, w) validity mask."""
-    parts = [
-        src.read(idx, window=window, out_dtype="float32")
-        for src, idx in zip(sources, indexes, strict=True)
-    ]
-    x = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
-    valid = _valid_mask(sources, window) & np.isfinite(x).all(axis=0)
-    x = (x - mean) / std
-    x[:, ~valid] = 0.0  # nodata -> band mean; masked out of the outputs anyway
-    return x, valid
-
-
-def _valid_mask(sources: Sequence[rasterio.io.DatasetReader], window: Window) -> np.ndarray:
-    valid = np.ones((int(window.height), int(window.width)), dtype=bool)
-    for src in sources:
-        if src.nodata is not None or any(
-            rasterio.enums.MaskFlags.per_dataset in f or rasterio.enums.MaskFlags.alpha in f
-            for f in src.mask_flag_enums
-        ):
-            valid &= src.dataset_mask(window=window) > 0
-    return valid
-
-
-def _mask_hits(mask_src: rasterio.io.DatasetReader, tile: Tile) -> bool:
-    m = mask_src.read(1, window=tile.keep_window)
-    hit = m > 0
-    if mask_src.nodata is not None:
-        hit &= m != mask_src.nodata
-    return bool(hit.any())
-
-
 def _select_bands(
     card: ModelCard,
     image: str | os.PathLike[str],
@@ -613,10 +603,10 @@ def _select_bands(
             if len(sources) > 1
             else ""
         )
-        raise InputError(image, f"model wants {want} bands ({shown}), got {got}{detail}")
+        raise InputError(
+            image, f"model wants {want} bands, got {got}{detail}; model bands: {shown}"
+        )
     return [image_idx] + [list(range(1, src.count + 1)) for src in sources[1:]]
-    if len(card.mean) != want or len(card.std) != want:
-        raise InputError("model", "model card mean/std do not match its band list")
 
 
 def _load_model(checkpoint_or_model: ModelLike) -> tuple[nn.Module, ModelCard]:
@@ -634,6 +624,3 @@ def _device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device", "CUDA is not available on this machine; use --device cpu")
     return dev
-
-
-import rasterio.enums  # noqa: E402
