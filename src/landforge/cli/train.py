@@ -1,4 +1,5 @@
-"""``landforge chips`` (cut a chip store) and ``landforge train`` (train a model)."""
+"""``landforge chips`` (cut a chip store), ``landforge train`` (train a model),
+``landforge train-sequence`` (region sequences) and ``landforge cross-domain``."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def _parse_bands(text: str | None) -> list[int] | None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``chips`` and ``train`` to the landforge CLI."""
+    """Add ``chips``, ``train``, ``train-sequence`` and ``cross-domain`` to the CLI."""
 
     @app.command("chips")
     def chips_cmd(
@@ -87,11 +88,27 @@ def register(app: typer.Typer) -> None:
             "NAME=RATIO,... ; default: every chip in train.",
         ),
         block_size: int = typer.Option(4, "--block-size", help="Split block side in chips."),
-        sampler: str = typer.Option("grid", "--sampler", help="Window sampler (grid)."),
+        sampler: str = typer.Option(
+            "grid",
+            "--sampler",
+            help="Window sampler: grid (every --stride pixels), random (seeded uniform "
+            "windows) or poisson (Poisson-disk centres inside --parcels).",
+        ),
+        n_chips: int | None = typer.Option(
+            None, "--n-chips", help="Number of random windows (default: as many as the grid)."
+        ),
+        parcels: Path | None = typer.Option(
+            None, "--parcels", help="Parcel polygons for --sampler poisson (any vector format)."
+        ),
+        radius_m: float | None = typer.Option(
+            None,
+            "--radius-m",
+            help="Smallest distance between poisson centres in metres (default: chip side).",
+        ),
         min_valid: float = typer.Option(
             0.5, "--min-valid", help="Smallest fraction of valid pixels a chip needs."
         ),
-        seed: int = typer.Option(0, "--seed", help="Seed of the split."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the split and the samplers."),
     ) -> None:
         """Cut an image (+ extra bands) and label rasters into a chip store."""
         from landforge.datasets.chips import build_chips, read_meta
@@ -108,6 +125,9 @@ def register(app: typer.Typer) -> None:
             split=parse_split(split, block_size),
             min_valid=min_valid,
             seed=seed,
+            n_chips=n_chips,
+            parcels=parcels,
+            radius_m=radius_m,
         )
         meta = read_meta(store)
         splits = ", ".join(f"{k} {v}" for k, v in sorted(meta["splits"].items()))
@@ -123,14 +143,42 @@ def register(app: typer.Typer) -> None:
         max_minutes: float | None = typer.Option(
             None, "--max-minutes", help="Time budget in minutes (overrides max_minutes)."
         ),
+        init: Path | None = typer.Option(
+            None,
+            "--init",
+            help="Start from a landforge checkpoint (NAME.safetensors + NAME.json): "
+            "transfer learning (overrides init).",
+        ),
     ) -> None:
         """Train a model on a chip store; writes OUT/model.safetensors + OUT/model.json."""
         from landforge.training.config import load_train_config
         from landforge.training.train import train
 
-        cfg = load_train_config(config, out=out, resume=resume, max_minutes=max_minutes)
+        cfg = load_train_config(config, out=out, resume=resume, max_minutes=max_minutes, init=init)
         weights = train(cfg)
         from landforge.models.checkpoint import checkpoint_paths
 
         card = checkpoint_paths(weights)[1]
         typer.echo(f"{weights} (+ {card.name})")
+
+    @app.command("train-sequence")
+    def train_sequence_cmd(
+        config: Path = typer.Argument(..., help="Sequence config (YAML), see examples/."),
+    ) -> None:
+        """Train on region A, fine-tune on B from A's weights, ...; score every region
+        after every step (OUT/sequence.json + OUT/sequence.md)."""
+        from landforge.training.sequence import load_sequence_config, run_sequence
+
+        path = run_sequence(load_sequence_config(config))
+        typer.echo(f"{path} (+ {path.with_suffix('.md').name})")
+
+    @app.command("cross-domain")
+    def cross_domain_cmd(
+        config: Path = typer.Argument(..., help="Cross-domain config (YAML), see examples/."),
+    ) -> None:
+        """Train a model per region, test it on every region (+ CBST adaptation);
+        writes OUT/cross_domain.json + OUT/cross_domain.md."""
+        from landforge.training.crossdomain import load_cross_domain_config, run_cross_domain
+
+        path = run_cross_domain(load_cross_domain_config(config))
+        typer.echo(f"{path} (+ {path.with_suffix('.md').name})")

@@ -16,12 +16,25 @@ A chip store is a directory::
 
 It is written atomically: a failed run leaves no half store behind.
 
+Windows come from a sampler: ``grid`` (regular windows every ``stride`` pixels),
+``random`` (seeded uniformly random windows; as many as the grid would give, or
+``n_chips``) or ``poisson`` (chip centres from Poisson-disk sampling inside parcels,
+:mod:`landforge.parcels.poisson`, at least ``radius_m`` apart within a parcel, default
+one chip side, so chips of one parcel barely overlap). Every window lies inside the
+raster (poisson windows near the edge are shifted inwards).
+
 Splits are spatial blocks (as in raster-vision and torchgeo's block splits): chips are
 grouped into blocks of ``block_size`` x ``block_size`` chip positions and whole blocks
 are assigned to train / val / test (seeded, balancing the number of chips to the
 requested ratios; see :mod:`landforge.datasets.splits`), so neighbouring chips, which
-share texture and objects, do not leak across splits. With
+share texture and objects, do not leak across splits. With the ``grid`` sampler and
 ``stride < size`` chips on either side of a block border still overlap a little.
+With ``random`` and ``poisson`` a chip belongs to the block holding its centre (blocks
+of ``block_size * size`` pixels); such a chip may straddle a block border, and a chip
+reaching into a block of another split would share pixels with that split's chips, so
+it is **dropped** (blocks holding no chip centre take the split of the chips reaching
+into them, the first in raster order). No two chips of different splits then share a
+pixel; the number dropped is recorded in ``meta.json`` (``dropped_straddling``).
 """
 
 from __future__ import annotations
@@ -56,9 +69,9 @@ __all__ = [
     "DEFAULT_SPLIT",
 ]
 
-SAMPLERS = ("grid",)
-"""Window samplers available now (``random`` and ``poisson`` are planned: each is a
-function ``(grid, size, stride) -> iterator of (row, col)`` in ``_SAMPLER_FUNCS``)."""
+SAMPLERS = ("grid", "random", "poisson")
+"""Window samplers: regular grid, seeded uniform random windows, Poisson-disk centres
+inside parcels."""
 
 DEFAULT_SPLIT: dict[str, Any] = {"train": 0.6, "val": 0.2, "test": 0.2, "block_size": 4}
 
@@ -80,6 +93,9 @@ def build_chips(
     split: Mapping[str, Any] | None = None,
     min_valid: float = 0.5,
     seed: int = 0,
+    n_chips: int | None = None,
+    parcels: str | os.PathLike[str] | None = None,
+    radius_m: float | None = None,
 ) -> Path:
     """Cut ``image`` (+ ``extras``) and ``labels`` into a chip store at ``out_dir``.
 
@@ -95,13 +111,23 @@ def build_chips(
         size: chip side in pixels.
         stride: step between chips (default ``size``: no overlap). Pixels in the last
             strip narrower than ``size`` are not chipped.
-        sampler: ``"grid"`` (regular windows).
+        sampler: ``"grid"`` (regular windows every ``stride`` pixels), ``"random"``
+            (seeded uniformly random windows, ``n_chips`` of them, default as many as
+            the grid gives) or ``"poisson"`` (Poisson-disk chip centres inside
+            ``parcels``, at least ``radius_m`` apart in a parcel). Random and poisson
+            chips that reach into a split block of another split are dropped (see the
+            module doc).
         split: None (every chip in ``train``) or ratios per split name plus an optional
             ``block_size`` (chip positions per block side, default 4), e.g.
             ``{"train": 0.6, "val": 0.2, "test": 0.2, "block_size": 4}``.
         min_valid: smallest fraction of valid pixels a chip needs (nodata: all bands
             of the image, or of an extra, are nodata; or a band is NaN).
-        seed: seeds the block shuffle and the percentile sample.
+        seed: seeds the block shuffle, the percentile sample and the samplers.
+        n_chips: number of ``random`` windows (default: the grid's count).
+        parcels: polygon layer (any vector format with a CRS) for ``poisson``;
+            reprojected to the raster's CRS.
+        radius_m: smallest distance between poisson centres in one parcel (default:
+            the chip side in metres).
 
     Returns:
         ``out_dir`` as a Path.
@@ -123,6 +149,16 @@ def build_chips(
         raise InputError(
             "--sampler", f"unknown sampler {sampler!r}; available: {', '.join(SAMPLERS)}"
         )
+    if n_chips is not None and n_chips < 1:
+        raise InputError("--n-chips", f"must be at least 1, got {n_chips}")
+    if n_chips is not None and sampler != "random":
+        raise InputError("--n-chips", f"only applies to the random sampler, not {sampler!r}")
+    if sampler == "poisson" and parcels is None:
+        raise InputError("--parcels", "the poisson sampler needs a parcels layer")
+    if parcels is not None and sampler != "poisson":
+        raise InputError("--parcels", f"only applies to the poisson sampler, not {sampler!r}")
+    if radius_m is not None and not radius_m > 0:
+        raise InputError("--radius-m", f"must be positive, got {radius_m}")
     if not 0.0 <= min_valid <= 1.0:
         raise InputError("--min-valid", f"must be between 0 and 1, got {min_valid}")
     if not labels:
@@ -168,7 +204,15 @@ def build_chips(
     dtype = np.result_type(*[_dtype(p, ix) for p, ix in zip(sources, indexes, strict=True)])
     stats = _band_stats(sources, indexes, grid, band_names, seed)
 
-    positions = list(_SAMPLER_FUNCS[sampler](grid, size, stride))
+    if sampler == "grid":
+        positions = list(_grid_windows(grid, size, stride))
+    elif sampler == "random":
+        positions = _random_windows(grid, size, stride, n_chips, seed)
+    else:
+        assert parcels is not None
+        positions = _poisson_windows(grid, size, Path(parcels), radius_m, seed)
+    if not positions:
+        raise InputError(image, f"the {sampler} sampler gave no chip window")
 
     records: list[dict[str, Any]] = []
     from landforge.progress import track
@@ -217,14 +261,26 @@ def build_chips(
             )
         # Blocks are split after nodata chips are dropped, so every split gets blocks
         # that hold chips.
-        split_of = split_windows(
-            [r["row"] for r in records],
-            [r["col"] for r in records],
-            stride,
-            block_size,
-            ratios,
-            seed,
-        )
+        dropped = 0
+        if sampler == "grid":
+            split_of = split_windows(
+                [r["row"] for r in records],
+                [r["col"] for r in records],
+                stride,
+                block_size,
+                ratios,
+                seed,
+            )
+        else:
+            # blocks of block_size chip sides, a chip in the block of its centre
+            split_of = split_windows(
+                [r["row"] + size // 2 for r in records],
+                [r["col"] + size // 2 for r in records],
+                size,
+                block_size,
+                ratios,
+                seed,
+            )
         for r, block_row, block_col, name in zip(
             records,
             split_of["block_row"].tolist(),
@@ -233,6 +289,18 @@ def build_chips(
             strict=True,
         ):
             r["block_row"], r["block_col"], r["split"] = block_row, block_col, name
+        if sampler != "grid" and split is not None:
+            keep = _drop_straddling(records, size * block_size, size)
+            dropped = len(records) - len(keep)
+            kept = {id(r) for r in keep}
+            for r in records:
+                if id(r) not in kept:
+                    (tmp / r["file"]).unlink()
+            records = keep
+            if not records:
+                raise InputError(
+                    image, "every chip straddles blocks of two splits; raise --block-size"
+                )
         index = gpd.GeoDataFrame(records, geometry="geometry", crs=grid.crs)
         count_cols = sorted(
             (c for c in index.columns if any(c.startswith(f"{n}_") for n in label_paths)),
@@ -259,6 +327,10 @@ def build_chips(
             "size": size,
             "stride": stride,
             "sampler": sampler,
+            "n_chips_requested": n_chips,
+            "parcels": str(Path(parcels).resolve()) if parcels is not None else None,
+            "radius_m": radius_m,
+            "dropped_straddling": dropped,
             "min_valid": min_valid,
             "split": {**ratios, "block_size": block_size} if split is not None else None,
             "seed": seed,
@@ -296,7 +368,84 @@ def _grid_windows(grid: RasterGrid, size: int, stride: int) -> Iterator[tuple[in
             yield row, col
 
 
-_SAMPLER_FUNCS = {"grid": _grid_windows}
+def _random_windows(
+    grid: RasterGrid, size: int, stride: int, n_chips: int | None, seed: int
+) -> list[tuple[int, int]]:
+    """Seeded uniformly random top-left corners (distinct, in raster order)."""
+    if n_chips is None:
+        n_chips = ((grid.height - size) // stride + 1) * ((grid.width - size) // stride + 1)
+    rng = np.random.default_rng([seed, 1])
+    rows = rng.integers(0, grid.height - size + 1, n_chips)
+    cols = rng.integers(0, grid.width - size + 1, n_chips)
+    return sorted({(int(r), int(c)) for r, c in zip(rows, cols, strict=True)})
+
+
+def _poisson_windows(
+    grid: RasterGrid, size: int, parcels: Path, radius_m: float | None, seed: int
+) -> list[tuple[int, int]]:
+    """Windows centred on Poisson-disk points inside ``parcels`` (clipped to the raster)."""
+    import shapely
+
+    from landforge.io.vector import read_vector
+    from landforge.parcels.poisson import poisson_patches
+
+    if grid.crs is None or not grid.crs.is_projected:
+        raise InputError(
+            "--sampler", "the poisson sampler needs a raster in a projected (metric) CRS"
+        )
+    layer = read_vector(parcels).to_crs(grid.crs)
+    size_m = size * float(abs(grid.res[0]))
+    # centres inside the parcels, their chips as much inside as the parcel allows
+    points = poisson_patches(
+        layer,
+        patch_size_m=size_m,
+        radius_m=radius_m if radius_m is not None else size_m,
+        min_inside=_POISSON_MIN_INSIDE,
+        seed=seed,
+    )
+    if len(points) == 0:
+        return []
+    xy = shapely.get_coordinates(np.asarray(points.geometry.values))
+    inv = ~grid.transform
+    cols, rows = inv @ (xy[:, 0], xy[:, 1])
+    rows = np.clip(np.round(np.asarray(rows) - size / 2), 0, grid.height - size).astype(int)
+    cols = np.clip(np.round(np.asarray(cols) - size / 2), 0, grid.width - size).astype(int)
+    # a centre outside the raster would clip onto the edge: keep only centres inside it
+    inside = (
+        (np.asarray(xy[:, 0]) >= grid.bounds[0])
+        & (np.asarray(xy[:, 0]) <= grid.bounds[2])
+        & (np.asarray(xy[:, 1]) >= grid.bounds[1])
+        & (np.asarray(xy[:, 1]) <= grid.bounds[3])
+    )
+    return sorted({(int(r), int(c)) for r, c in zip(rows[inside], cols[inside], strict=True)})
+
+
+_POISSON_MIN_INSIDE = 0.25
+"""Smallest share of a poisson chip inside its parcel (parcels are often smaller than a
+chip; chips then reach into the neighbours)."""
+
+
+def _drop_straddling(
+    records: list[dict[str, Any]], block_px: int, size: int
+) -> list[dict[str, Any]]:
+    """Keep the chips whose window touches only blocks of their own split.
+
+    Blocks without a chip centre take the split of the first chip (raster order)
+    reaching into them, so kept chips of different splits never share a block.
+    """
+    split_of: dict[tuple[int, int], str] = {
+        (r["block_row"], r["block_col"]): r["split"] for r in records
+    }
+
+    def touched(r: dict[str, Any]) -> list[tuple[int, int]]:
+        b_rows = range(r["row"] // block_px, (r["row"] + size - 1) // block_px + 1)
+        b_cols = range(r["col"] // block_px, (r["col"] + size - 1) // block_px + 1)
+        return [(i, j) for i in b_rows for j in b_cols]
+
+    for r in sorted(records, key=lambda r: (r["row"], r["col"])):
+        for b in touched(r):
+            split_of.setdefault(b, r["split"])
+    return [r for r in records if all(split_of[b] == r["split"] for b in touched(r))]
 
 
 def _dtype(path: Path, indexes: Sequence[int]) -> np.dtype[Any]:
@@ -484,6 +633,12 @@ def plot_chip(
     return fig
 
 
+def _dihedral_np(x: np.ndarray, k: int) -> np.ndarray:
+    """:func:`landforge.training.augment.dihedral` on a numpy array (a view)."""
+    out = np.rot90(x, k % 4, axes=(-2, -1)) if k % 4 else x
+    return np.swapaxes(out, -2, -1) if k >= 4 else out
+
+
 class ChipDataset(Dataset):
     """A torch Dataset over one split of a chip store.
 
@@ -499,6 +654,9 @@ class ChipDataset(Dataset):
         augment: apply synchronised random flips / rotations.
         normalise: subtract mean and divide by std per band.
         ignore_index: label value of nodata pixels.
+        mean_std: per-band (mean, std) to normalise with instead of the store's own
+            statistics, e.g. a model card's when a model trained on another store is
+            fine-tuned or evaluated here.
     """
 
     def __init__(
@@ -508,6 +666,7 @@ class ChipDataset(Dataset):
         augment: bool = False,
         normalise: bool = True,
         ignore_index: int = -100,
+        mean_std: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
         self.store_dir = _store(store_dir)
         index = read_index(self.store_dir)
@@ -522,30 +681,42 @@ class ChipDataset(Dataset):
         self.augment = augment
         self.normalise = normalise
         self.ignore_index = ignore_index
-        self._mean = np.asarray(self.stats["mean"], dtype=np.float32)[:, None, None]
-        std = np.asarray(self.stats["std"], dtype=np.float32)
+        mean, std = mean_std if mean_std is not None else (self.stats["mean"], self.stats["std"])
+        if len(mean) != len(self.band_names) or len(std) != len(self.band_names):
+            raise InputError(
+                self.store_dir,
+                f"normalisation has {len(mean)} bands, the store {len(self.band_names)}",
+            )
+        self._mean = np.asarray(mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(std, dtype=np.float32)
         self._std = np.where(std > 0, std, 1.0).astype(np.float32)[:, None, None]
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        from landforge.training.augment import random_dihedral
-
         chip = load_chip(self.store_dir, str(self.index.at[i, "chip_id"]))
-        valid = chip["valid"].astype(bool)
-        image = chip["image"].astype(np.float32)
+        invalid = ~chip["valid"].astype(bool)
+        masked = bool(invalid.any())  # most chips have no nodata: skip the masking
+        image = chip["image"].astype(np.float32, copy=True)
         if self.normalise:
-            image = (image - self._mean) / self._std
-        image[:, ~valid] = 0.0
-        sample = {"image": torch.from_numpy(np.ascontiguousarray(image))}
+            image -= self._mean  # in place: no temporaries per band
+            image /= self._std
+        if masked:
+            image[:, invalid] = 0.0
+        arrays = {"image": image}
         for name in self.label_names:
             lab = chip[name].astype(np.int64)
-            lab[~valid] = self.ignore_index
-            sample[name] = torch.from_numpy(lab)
+            if masked:
+                lab[invalid] = self.ignore_index
+            arrays[name] = lab
         if self.augment:
-            sample = random_dihedral(sample)
-        return sample
+            # the same draw as training.augment.random_dihedral (torch's RNG, which
+            # Lightning seeds per worker), applied in numpy: torch.rot90 + contiguous
+            # costs ~10x more on CPU
+            k = int(torch.randint(8, (1,)))
+            arrays = {n: _dihedral_np(a, k) for n, a in arrays.items()}
+        return {n: torch.from_numpy(np.ascontiguousarray(a)) for n, a in arrays.items()}
 
     def plot(self, sample: Mapping[str, Any], title: str | None = None) -> Any:
         """Plot a sample of this dataset (see :func:`plot_chip`); undoes normalisation."""

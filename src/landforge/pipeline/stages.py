@@ -186,6 +186,15 @@ class PredictStage(StageConfig):
     overlap: int = 128
     tta: str | None = None
     batch: int = 4
+    blend: bool = False
+    block_windows: int = 4
+    device: str = "cpu"
+    # None: in-process; "local": a local Dask cluster of `workers`; or "tcp://host:port"
+    scheduler: str | None = None
+    workers: int = 2
+    # an interrupted stage continues from its finished blocks (the run key checks that
+    # model, options and inputs are unchanged; other blocks are recomputed)
+    resume: bool = True
 
 
 @register_stage("predict", PredictStage)
@@ -206,6 +215,12 @@ def predict(cfg: PredictStage, ctx: StageContext) -> StageResult:
         probs_out=cfg.probs_out,
         footprint_out=cfg.footprint_out,
         bands=cfg.bands,
+        blend=cfg.blend,
+        block_windows=cfg.block_windows,
+        device=cfg.device,
+        scheduler=cfg.scheduler,
+        workers=cfg.workers,
+        resume=cfg.resume,
     )
     return StageResult(_jsonable(summary))
 

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from landforge.errors import InputError
 
-__all__ = ["HeadConfig", "TrainConfig", "load_train_config", "config_from_mapping"]
+_M = TypeVar("_M", bound=BaseModel)
+
+__all__ = [
+    "HeadConfig",
+    "TrainConfig",
+    "load_train_config",
+    "config_from_mapping",
+    "validate_mapping",
+]
 
 
 class HeadConfig(BaseModel):
@@ -128,6 +136,18 @@ class TrainConfig(BaseModel):
     resume: Path | None = Field(
         default=None, description="an earlier run's out dir (or its checkpoints/) to resume"
     )
+    init: Path | None = Field(
+        default=None,
+        description="a landforge checkpoint (NAME.safetensors + NAME.json) to start from "
+        "(transfer learning): weights with matching names and shapes are loaded, the "
+        "rest (e.g. a head with another class count) stay freshly initialised",
+    )
+    freeze_encoder_epochs: int = Field(
+        default=0,
+        ge=0,
+        description="keep parameters named encoder.* / backbone.* frozen (and their "
+        "BatchNorm statistics fixed) for the first N epochs, then train everything",
+    )
 
     @model_validator(mode="after")
     def _check_heads(self) -> TrainConfig:
@@ -141,22 +161,32 @@ class TrainConfig(BaseModel):
         return self
 
 
-def config_from_mapping(data: Any, source: str | os.PathLike[str] = "config") -> TrainConfig:
-    """Validate a mapping as a :class:`TrainConfig`.
+def validate_mapping(
+    cls: type[_M],
+    data: Any,
+    source: str | os.PathLike[str] = "config",
+    prefix: str = "",
+) -> _M:
+    """Validate a mapping as the pydantic model ``cls``; one InputError line otherwise.
 
-    Relative paths are kept as given (relative to the working directory).
+    Args:
+        cls: the pydantic model (with ``extra="forbid"``).
+        data: the mapping (e.g. from YAML).
+        source: the file (or option) named in the error.
+        prefix: prepended to field names in the error (``base.`` for a nested block).
 
     Raises:
-        InputError: naming the first offending field, e.g. ``train.yaml: epoch: unknown
-            field``.
+        InputError: naming the first offending field, e.g. ``train.yaml: unknown field
+            'epoch'``.
     """
     if not isinstance(data, dict):
-        raise InputError(source, "a training config must be a mapping of fields")
+        what = f"{prefix.rstrip('.')} " if prefix else ""
+        raise InputError(source, f"{what}must be a mapping of fields".strip())
     try:
-        return TrainConfig.model_validate(data)
+        return cls.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
+        field = prefix + ".".join(str(p) for p in err["loc"])
         msg = str(err["msg"]).removeprefix("Value error, ")
         if not field:
             problem = msg
@@ -170,6 +200,20 @@ def config_from_mapping(data: Any, source: str | os.PathLike[str] = "config") ->
         if more:
             problem += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise InputError(source, problem) from None
+
+
+def config_from_mapping(data: Any, source: str | os.PathLike[str] = "config") -> TrainConfig:
+    """Validate a mapping as a :class:`TrainConfig`.
+
+    Relative paths are kept as given (relative to the working directory).
+
+    Raises:
+        InputError: naming the first offending field, e.g. ``train.yaml: epoch: unknown
+            field``.
+    """
+    if not isinstance(data, dict):
+        raise InputError(source, "a training config must be a mapping of fields")
+    return validate_mapping(TrainConfig, data, source)
 
 
 def load_train_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:

@@ -40,7 +40,15 @@ from landforge.errors import InputError
 from landforge.models.checkpoint import ModelCard, save_checkpoint
 from landforge.training.config import TrainConfig
 
-__all__ = ["train", "training_data_hash", "find_resume_checkpoint"]
+__all__ = [
+    "train",
+    "training_data_hash",
+    "find_resume_checkpoint",
+    "init_from_checkpoint",
+    "FreezeEncoder",
+]
+
+log = logging.getLogger(__name__)
 
 _MARKER = "train_config.json"
 
@@ -124,6 +132,21 @@ def train(cfg: TrainConfig) -> Path:
 
     model_kwargs = _model_kwargs(cfg, stats)
     model = build(cfg.model, **model_kwargs)
+    init_note = ""
+    if cfg.init is not None:
+        report = init_from_checkpoint(model, cfg.init, list(stats["bands"]))
+        init_note = report["note"]
+        for name, head in cfg.heads.items():
+            before = report["heads"].get(name)
+            if before is not None and len(before) != len(head.classes):
+                init_note += (
+                    f"; head {name!r} has {len(head.classes)} classes, the checkpoint "
+                    f"{len(before)}: re-initialised"
+                )
+        if report["reinitialised"]:
+            log.warning("%s", init_note)
+        else:
+            log.info("%s", init_note)
     steps_per_epoch = max(1, len(train_loader))
     total_steps = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
@@ -148,6 +171,14 @@ def train(cfg: TrainConfig) -> Path:
         _BestWeights(cfg.monitor, cfg.monitor_mode),
         ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0),
     ]
+    if cfg.freeze_encoder_epochs:
+        freeze = FreezeEncoder(cfg.freeze_encoder_epochs)
+        if not freeze.parameters(model):
+            raise InputError(
+                "freeze_encoder_epochs",
+                f"model {cfg.model!r} has no parameter named encoder.* or backbone.*",
+            )
+        callbacks.append(freeze)
     if val_loader is not None and cfg.early_stopping_patience is not None:
         callbacks.append(
             EarlyStopping(
@@ -219,12 +250,125 @@ def train(cfg: TrainConfig) -> Path:
         training_data_hash=training_data_hash(cfg.chips),
         metrics=metrics,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        notes=_notes(cfg),
+        notes=_notes(cfg) + (f"; {init_note}" if init_note else ""),
     )
     task.model.cpu().eval()
     if cfg.channels_last:
         task.model.to(memory_format=torch.contiguous_format)
     return save_checkpoint(task.model, card, out / "model")
+
+
+def _checkpoint_file(path: str | os.PathLike[str]) -> Path:
+    """The ``.safetensors`` of a landforge checkpoint given as file, stem or run dir."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model.safetensors"
+    if p.suffix not in ("", ".safetensors", ".json"):
+        raise InputError(
+            path,
+            "not a landforge checkpoint (expected NAME.safetensors with its NAME.json "
+            "model card; pickled .pt/.ckpt files are never loaded)",
+        )
+    return p.with_suffix(".safetensors")
+
+
+def init_from_checkpoint(
+    model: torch.nn.Module, path: str | os.PathLike[str], bands: list[str]
+) -> dict[str, Any]:
+    """Load the weights of a landforge checkpoint into ``model`` where they fit.
+
+    Tensors whose name and shape match are copied; the others (a head with another class
+    count, layers the checkpoint lacks) keep ``model``'s fresh initialisation. Nothing
+    is unpickled: the checkpoint is safetensors + its JSON card
+    (:func:`landforge.models.checkpoint.load_checkpoint`).
+
+    Args:
+        model: the freshly built model to initialise (changed in place).
+        path: ``NAME.safetensors``, ``NAME.json``, the stem, or a training output dir.
+        bands: input band names of the data ``model`` will see, in order.
+
+    Returns:
+        ``{"loaded", "reinitialised", "unused", "note", "heads"}``: tensor names
+        loaded, tensor names of ``model`` left as initialised, tensor names of the
+        checkpoint not used, a one-line summary, and the checkpoint's heads.
+
+    Raises:
+        InputError: not a landforge checkpoint, input bands that differ from ``bands``
+            (naming both lists), or no tensor that fits.
+    """
+    from landforge.models.checkpoint import load_checkpoint
+
+    weights = _checkpoint_file(path)
+    source, card = load_checkpoint(weights)
+    if list(card.bands) != list(bands):
+        raise InputError(
+            weights,
+            f"the model was trained on bands [{', '.join(card.bands)}] but the chip store "
+            f"has bands [{', '.join(bands)}]",
+        )
+    theirs = source.state_dict()
+    mine = model.state_dict()
+    loaded = [k for k, v in mine.items() if k in theirs and theirs[k].shape == v.shape]
+    if not loaded:
+        raise InputError(weights, f"no weight of model {card.model!r} fits the model trained")
+    fresh = [k for k in mine if k not in set(loaded)]
+    unused = [k for k in theirs if k not in mine or theirs[k].shape != mine[k].shape]
+    with torch.no_grad():
+        for k in loaded:
+            mine[k].copy_(theirs[k])
+    note = f"init from {weights.name}: {len(loaded)} of {len(mine)} tensors loaded"
+    if fresh:
+        modules = sorted({k.rsplit(".", 1)[0] for k in fresh})
+        note += f"; re-initialised: {', '.join(modules)}"
+    return {
+        "loaded": loaded,
+        "reinitialised": fresh,
+        "unused": unused,
+        "note": note,
+        "heads": dict(card.heads),
+    }
+
+
+class FreezeEncoder(Callback):
+    """Freeze parameters named ``encoder.*`` / ``backbone.*`` for the first N epochs.
+
+    While frozen, those parameters get no gradient (so the optimiser leaves them as they
+    are, weight decay included) and the BatchNorm layers under them stay in eval mode
+    (their running statistics are not updated). From epoch N on everything trains.
+    """
+
+    PREFIXES = ("encoder.", "backbone.")
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = int(epochs)
+        self.frozen = False
+
+    def parameters(self, model: torch.nn.Module) -> list[torch.nn.Parameter]:
+        return [p for n, p in model.named_parameters() if n.startswith(self.PREFIXES)]
+
+    def _norms(self, model: torch.nn.Module) -> list[torch.nn.Module]:
+        return [
+            m
+            for n, m in model.named_modules()
+            if n.startswith(tuple(p[:-1] for p in self.PREFIXES))
+            and isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        ]
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self.frozen = trainer.current_epoch < self.epochs
+        for p in self.parameters(pl_module.model):
+            p.requires_grad_(not self.frozen)
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, idx: int) -> None:
+        # Lightning puts the module back in train mode after validation: re-fix the
+        # statistics of frozen BatchNorms before every step.
+        if self.frozen:
+            for m in self._norms(pl_module.model):
+                m.eval()
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        for p in self.parameters(pl_module.model):
+            p.requires_grad_(True)
 
 
 def _no_advert(record: logging.LogRecord) -> bool:

@@ -1,0 +1,107 @@
+"""Region sequences: each step starts from the previous one; a step x region matrix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from landforge.cli import main
+from landforge.datasets.chips import build_chips
+from landforge.errors import InputError
+from landforge.evaluation.metrics import ConfusionMatrix
+from landforge.models.checkpoint import load_checkpoint
+from landforge.training.config import HeadConfig
+from landforge.training.evaluate_store import evaluate_on_store
+from landforge.training.sequence import load_sequence_config
+from landforge.training.toy import make_toy_scene
+
+TINY_MODEL = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [32, 16, 8]}
+BASE = {"model_kwargs": TINY_MODEL, "batch_size": 2, "max_steps": 1, "augment": False}
+
+
+@pytest.fixture(scope="module")
+def other_store(tmp_path_factory):
+    """A second region: another toy scene, with a test split."""
+    d = tmp_path_factory.mktemp("region_b")
+    scene = make_toy_scene(d / "scene", size=128, seed=5)
+    return build_chips(
+        scene["image"],
+        {"footprint": scene["footprint"], "use": scene["use"]},
+        d / "chips",
+        extras=[scene["poi"]],
+        size=64,
+        split={"train": 0.5, "test": 0.5, "block_size": 1},
+    )
+
+
+def _write(tmp_path, data):
+    path = tmp_path / "seq.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_sequence_trains_in_order_and_scores_every_region(toy_store, other_store, tmp_path, capsys):
+    out = tmp_path / "seq"
+    cfg = _write(
+        tmp_path,
+        {
+            "out": str(out),
+            "regions": {"a": str(toy_store), "b": str(other_store)},
+            "order": ["a", "b"],
+            "base": BASE,
+        },
+    )
+    assert main(["train-sequence", str(cfg)]) == 0
+    report = json.loads((out / "sequence.json").read_text())
+    assert report["head"] == "use" and report["regions"] == ["a", "b"]
+    for m in ("oa", "miou", "kappa"):
+        assert len(report["matrix"][m]) == 2 and all(len(r) == 2 for r in report["matrix"][m])
+    assert all(0 <= v <= 1 for row in report["matrix"]["oa"] for v in row)
+    assert report["steps"][0]["results"]["a"]["split"] == "val"  # a has no test split
+    assert report["steps"][0]["results"]["b"]["split"] == "test"
+    step2 = json.loads((out / "steps" / "02_b" / "train_config.json").read_text())
+    assert step2["init"] == str(out / "steps" / "01_a" / "model.safetensors")
+    assert step2["chips"] == str(other_store)
+    md = (out / "sequence.md").read_text()
+    assert "| 2. b |" in md and md.count("\n|") >= 3
+
+
+def test_sequence_config_errors_name_the_field(tmp_path, toy_store):
+    regions = {"a": str(toy_store)}
+    with pytest.raises(InputError, match="unknown field 'steps'"):
+        load_sequence_config(_write(tmp_path, {"out": "o", "regions": regions, "steps": 2}))
+    with pytest.raises(InputError, match="unknown field 'base.epoch'"):
+        load_sequence_config(
+            _write(tmp_path, {"out": "o", "regions": regions, "base": {"epoch": 1}})
+        )
+    with pytest.raises(InputError, match="unknown region 'c'"):
+        load_sequence_config(_write(tmp_path, {"out": "o", "regions": regions, "order": ["c"]}))
+    with pytest.raises(InputError, match="base.chips is set per step"):
+        load_sequence_config(
+            _write(tmp_path, {"out": "o", "regions": regions, "base": {"chips": "x"}})
+        )
+
+
+def test_evaluate_on_store_matches_a_hand_count(toy_store, tmp_path):
+    from landforge.training.config import config_from_mapping
+    from landforge.training.train import train
+
+    weights = train(
+        config_from_mapping({"chips": str(toy_store), "out": str(tmp_path / "r"), **BASE})
+    )
+    model, card = load_checkpoint(weights)
+    fp = HeadConfig(label="footprint", classes=["building"])
+    cm = evaluate_on_store(model, card, toy_store, "val", fp, "footprint")
+    assert isinstance(cm, ConfusionMatrix) and cm.names == ["not_building", "building"]
+    assert cm.total == 2 * 64 * 64  # two val chips, no nodata
+    use = HeadConfig(label="use", classes=["r", "c", "i"], values=[1, 2, 3])
+    masked = evaluate_on_store(model, card, toy_store, "val", use, "use", mask_by=fp)
+    import numpy as np
+
+    from landforge.datasets.chips import ChipDataset
+
+    n_building = sum(int((ChipDataset(toy_store, "val")[i]["use"] > 0).sum()) for i in range(2))
+    assert masked.total == n_building and masked.n_classes == 3
+    assert np.isfinite(masked.overall_accuracy())
