@@ -201,3 +201,21 @@ def test_lr_schedules_anneal_over_the_run(toy_store, tmp_path):
     (log,) = (out / "logs").glob("*/metrics.csv")
     lrs = [float(r["train/lr"]) for r in csv.DictReader(log.open()) if r.get("train/lr")]
     assert lrs[0] == pytest.approx(0.01) and lrs == sorted(lrs, reverse=True) and lrs[-1] < 0.005
+
+
+def test_single_head_model_gets_classes_and_head_from_the_config(toy_store):
+    """hrnet_ocr / unet take their head name and class count from the one head."""
+    from landforge.training.config import config_from_mapping
+    from landforge.training.train import _model_kwargs
+
+    cfg = config_from_mapping({
+        "chips": str(toy_store), "out": "o", "model": "unet",
+        "heads": {"landcover": {"label": "use", "classes": ["a", "b", "c"]}},
+    })
+    kw = _model_kwargs(cfg, {"bands": ["r", "g", "b", "n"]})
+    assert kw == {"in_channels": 4, "classes": 3, "head": "landcover"}
+    cfg = config_from_mapping({
+        "chips": str(toy_store), "out": "o", "model": "unet", "model_kwargs": {"classes": 3},
+        "heads": {"x": {"label": "use", "classes": ["a", "b", "c"]}},
+    })
+    assert _model_kwargs(cfg, {"bands": ["r"]})["head"] == "x"

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from landforge.errors import InputError
 
-__all__ = ["register", "build", "available"]
+__all__ = ["register", "build", "available", "builder_options"]
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -56,6 +56,21 @@ def available() -> list[str]:
     """Names of all registered models."""
     _load_all()
     return sorted(_BUILDERS)
+
+
+def builder_options(name: str) -> set[str]:
+    """Keyword options the builder of ``name`` takes (empty for an unknown model)."""
+    import inspect
+
+    _load_all()
+    fn = _BUILDERS.get(name)
+    if fn is None:
+        return set()
+    return {
+        p.name
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
 
 
 def build(name: str, **cfg: Any) -> nn.Module:

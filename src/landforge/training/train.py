@@ -414,6 +414,16 @@ def _model_kwargs(cfg: TrainConfig, stats: dict[str, Any]) -> dict[str, Any]:
         )
     if cfg.model == "multitask_unet" and "use" in cfg.heads:
         kwargs.setdefault("use_classes", len(cfg.heads["use"].classes))
+    elif len(cfg.heads) == 1:
+        # single-head models (hrnet_ocr, unet, ...): the head's name and class count
+        from landforge.models.registry import builder_options
+
+        ((name, head),) = cfg.heads.items()
+        options = builder_options(cfg.model)
+        if "classes" in options:
+            kwargs.setdefault("classes", len(head.classes))
+        if "head" in options:
+            kwargs.setdefault("head", name)
     return kwargs
 
 
