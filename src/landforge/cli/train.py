@@ -165,8 +165,10 @@ def register(app: typer.Typer) -> None:
     def train_sequence_cmd(
         config: Path = typer.Argument(..., help="Sequence config (YAML), see examples/."),
     ) -> None:
-        """Train on region A, fine-tune on B from A's weights, ...; score every region
-        after every step (OUT/sequence.json + OUT/sequence.md)."""
+        """Train on region A, fine-tune on B, ...; score every region after each step.
+
+        Writes OUT/sequence.json and OUT/sequence.md (step x region OA, mIoU, kappa).
+        """
         from landforge.training.sequence import load_sequence_config, run_sequence
 
         path = run_sequence(load_sequence_config(config))
@@ -176,8 +178,10 @@ def register(app: typer.Typer) -> None:
     def cross_domain_cmd(
         config: Path = typer.Argument(..., help="Cross-domain config (YAML), see examples/."),
     ) -> None:
-        """Train a model per region, test it on every region (+ CBST adaptation);
-        writes OUT/cross_domain.json + OUT/cross_domain.md."""
+        """Train a model per region and test it on every region (+ CBST adaptation).
+
+        Writes OUT/cross_domain.json and OUT/cross_domain.md.
+        """
         from landforge.training.crossdomain import load_cross_domain_config, run_cross_domain
 
         path = run_cross_domain(load_cross_domain_config(config))
