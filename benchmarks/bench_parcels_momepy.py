@@ -5,7 +5,8 @@ width); ``generate_parcels`` removes the buffered roadbeds and opens the blocks 
 Both get the same input: the road lines ``generate_parcels`` keeps (width > 0, no
 tunnels) in the same UTM CRS, and the roads' bounding box as the area. Reports counts,
 area agreement, one-to-one matches by largest overlap, the time of each (best of
-``--repeat``), the ratio ours/momepy (target <= 5) and where our time goes. Extracts are
+``--repeat``, the two interleaved; wall and CPU time), the ratio ours/momepy (target
+<= 5) and where our time goes (each step as ``generate_parcels`` runs it). Extracts are
 read from ``/work/shared/data/osm/*.osm.pbf``; a missing one is skipped with a message.
 Prints one JSON line last.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -28,11 +30,16 @@ import numpy as np
 import shapely
 
 from landforge.parcels.generate import (
+    CLIP_MARGIN_M,
     ParcelConfig,
+    block_area,
     generate_parcels,
+    merge_roads,
+    parcel_frame,
     parcels_from_blocks,
     prepare_roads,
     road_blocks,
+    road_buffers,
 )
 
 DATA = Path("/work/shared/data/osm")
@@ -48,21 +55,42 @@ def best_of(n: int, fn: Callable[[], Any]) -> tuple[float, Any]:
     return best, out
 
 
-def stage_times(roads: gpd.GeoDataFrame, repeat: int) -> dict[str, float]:
-    """Seconds of each step of generate_parcels (best of ``repeat``)."""
+def stage_times(
+    roads: gpd.GeoDataFrame, boundary: gpd.GeoDataFrame, repeat: int
+) -> dict[str, float]:
+    """Seconds of each step of generate_parcels (best of ``repeat``), as it runs them."""
     cfg = ParcelConfig()
-    prep = prepare_roads(roads, None, cfg)
     out: dict[str, float] = {}
-    t, buffers = best_of(repeat, lambda: shapely.buffer(prep.lines, prep.half, quad_segs=4))
+    t, prep = best_of(repeat, lambda: prepare_roads(roads, boundary, cfg))
+    out["prepare_s"] = t  # validation, widths, boundary, centre estimate
+    t, (lines, half) = best_of(repeat, lambda: merge_roads(prep.lines, prep.half))
+    out["merge_s"] = t
+    t, buffers = best_of(repeat, lambda: road_buffers(lines, half, cfg))
     out["buffer_s"] = t
-    t, union = best_of(repeat, lambda: shapely.union_all(buffers))
+    area = block_area(prep.area, cfg)
+    # the union as road_blocks computes it: a zero-distance buffer of all buffers
+    t, union = best_of(repeat, lambda: shapely.buffer(shapely.multipolygons(buffers), 0.0))
     out["union_s"] = t
-    t, blocks = best_of(repeat, lambda: shapely.get_parts(shapely.difference(prep.area, union)))
+    t, blocks = best_of(repeat, lambda: shapely.get_parts(shapely.difference(area, union)))
     out["difference_s"] = t
-    t, _ = best_of(repeat, lambda: road_blocks(prep.area, buffers))
+    t, _ = best_of(repeat, lambda: road_blocks(area, buffers))
     out["blocks_total_s"] = t
-    t, _ = best_of(repeat, lambda: parcels_from_blocks(blocks, cfg))
+    t, parcels = best_of(repeat, lambda: parcels_from_blocks(blocks, cfg))
     out["opening_s"] = t
+    # the opening's parts, as _open runs them
+    r = cfg.clean_m
+    normal = shapely.normalize(blocks)
+    t, eroded = best_of(
+        repeat, lambda: shapely.buffer(normal, -(r + CLIP_MARGIN_M), join_style="mitre")
+    )
+    out["erode_s"] = t
+    alive = ~shapely.is_empty(eroded)
+    t, dilated = best_of(repeat, lambda: shapely.buffer(eroded[alive], r, join_style="mitre"))
+    out["dilate_s"] = t
+    t, _ = best_of(repeat, lambda: shapely.intersection(dilated, normal[alive]))
+    out["clip_s"] = t
+    t, _ = best_of(repeat, lambda: parcel_frame(parcels, prep.crs, prep.centre))
+    out["frame_s"] = t
     return {k: round(v, 4) for k, v in out.items()}
 
 
@@ -116,8 +144,18 @@ def run_city(name: str, repeat: int) -> dict[str, Any] | None:
     lines = gpd.GeoSeries(prep.lines, crs=prep.crs)
     limit = gpd.GeoSeries([prep.area], crs=prep.crs)
     boundary = gpd.GeoDataFrame(geometry=[prep.area], crs=prep.crs)
-    ours_s, parcels = best_of(repeat, lambda: generate_parcels(metric, boundary))
-    momepy_s, enc = best_of(repeat, lambda: momepy.enclosures(lines, limit=limit))
+    # interleaved (ours, momepy, ours, ...) so that both see the same machine load; the
+    # CPU time (process_time) is reported too: less sensitive to other jobs on the cores
+    ours_s = momepy_s = ours_cpu = momepy_cpu = float("inf")
+    for _ in range(repeat):
+        c = time.process_time()
+        t, parcels = best_of(1, lambda: generate_parcels(metric, boundary))
+        ours_cpu = min(ours_cpu, time.process_time() - c)
+        ours_s = min(ours_s, t)
+        c = time.process_time()
+        t, enc = best_of(1, lambda: momepy.enclosures(lines, limit=limit))
+        momepy_cpu = min(momepy_cpu, time.process_time() - c)
+        momepy_s = min(momepy_s, t)
     enc_geoms = enc.geometry.values
     enc_geoms = enc_geoms[shapely.area(enc_geoms) > 0]
     row: dict[str, Any] = {
@@ -128,8 +166,11 @@ def run_city(name: str, repeat: int) -> dict[str, Any] | None:
         "ours_s": round(ours_s, 4),
         "momepy_s": round(momepy_s, 4),
         "ratio_ours_over_momepy": round(ours_s / momepy_s, 2),
+        "ours_cpu_s": round(ours_cpu, 4),
+        "momepy_cpu_s": round(momepy_cpu, 4),
+        "cpu_ratio_ours_over_momepy": round(ours_cpu / momepy_cpu, 2),
         **agreement(parcels.geometry.values, enc_geoms),
-        "stages": stage_times(metric, repeat),
+        "stages": stage_times(metric, boundary, repeat),
     }
     print(json.dumps({name: row}), file=sys.stderr, flush=True)
     return row
@@ -142,11 +183,16 @@ def main() -> int:
     args = ap.parse_args()
     import momepy
 
-    out: dict[str, Any] = {"momepy": momepy.__version__, "target_ratio": 5.0}
+    out: dict[str, Any] = {
+        "momepy": momepy.__version__,
+        "target_ratio": 5.0,
+        "load_average_before": round(os.getloadavg()[0], 2),
+    }
     for name in args.cities:
         row = run_city(name, args.repeat)
         if row is not None:
             out[name] = row
+    out["load_average_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out))
     return 0
 

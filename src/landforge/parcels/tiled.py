@@ -33,6 +33,7 @@ Dask cluster, or on a remote Dask scheduler given by address (ARCHITECTURE.md,
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -42,13 +43,17 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from landforge.distributed import dask_client, is_inprocess
 from landforge.errors import InputError
 from landforge.parcels.generate import (
     ParcelConfig,
+    block_area,
+    merge_roads,
     parcel_frame,
     parcels_from_blocks,
     prepare_roads,
     road_blocks,
+    road_buffers,
 )
 
 __all__ = ["DEFAULT_OVERLAP_M", "generate_parcels_tiled"]
@@ -71,7 +76,7 @@ class _Tile:
     padded: tuple[float, float, float, float]
     lines: np.ndarray
     half: np.ndarray
-    area: Any  # boundary clipped to the padded box
+    area: Any  # boundary (as block_area gives it) clipped to the padded box
     whole: bool  # the padded box holds the whole boundary: no block can be cut
     cfg: ParcelConfig
 
@@ -96,8 +101,7 @@ def tile_parcels(tile: _Tile) -> _TileResult:
         # no roads: the whole clipped boundary is one block, cut unless it is whole
         blocks = shapely.get_parts(np.asarray([tile.area], dtype=object))
     else:
-        buffers = shapely.buffer(tile.lines, tile.half, quad_segs=tile.cfg.quad_segs)
-        blocks = road_blocks(tile.area, buffers)
+        blocks = road_blocks(tile.area, road_buffers(tile.lines, tile.half, tile.cfg))
     blocks = blocks[~shapely.is_empty(blocks)]
     if len(blocks) == 0:
         return _TileResult(tile.i, tile.j, empty, _NO_GROWTH, 0)
@@ -198,8 +202,11 @@ def generate_parcels_tiled(
     bx0, by0, bx1, by1 = shapely.bounds(prep.area)
     nx = max(1, math.ceil((bx1 - bx0) / tile_m))
     ny = max(1, math.ceil((by1 - by0) / tile_m))
-    tree = shapely.STRtree(prep.lines)
-    max_half = float(prep.half.max())
+    # joined once for the whole network, so every tile buffers the same lines
+    lines, half = merge_roads(prep.lines, prep.half)
+    tree = shapely.STRtree(lines)
+    max_half = float(half.max())
+    area = block_area(prep.area, cfg)
 
     def make_tile(i: int, j: int, pad: list[float], first: bool = False) -> _Tile | None:
         cx0, cy0 = bx0 + i * tile_m, by0 + j * tile_m
@@ -216,9 +223,9 @@ def generate_parcels_tiled(
             and padded[2] > bx1 + 1.0
             and padded[3] > by1 + 1.0
         )
-        area = prep.area if whole else shapely.intersection(prep.area, box)
+        tile_area = area if whole else shapely.intersection(area, box)
         idx.sort()
-        return _Tile(i, j, core, padded, prep.lines[idx], prep.half[idx], area, whole, cfg)
+        return _Tile(i, j, core, padded, lines[idx], half[idx], tile_area, whole, cfg)
 
     tiles = [
         t
@@ -260,59 +267,27 @@ _Run = Callable[
 
 
 class _executor:
-    """Context manager giving ``run(fn, tiles, regrow)``: results, re-running grown tiles."""
+    """Context manager giving ``run(fn, tiles, regrow)``: results, re-running grown tiles.
+
+    The Dask client comes from :func:`landforge.distributed.dask_client` (shared with
+    block-wise prediction).
+    """
 
     def __init__(self, scheduler: Any, workers: int) -> None:
         self.scheduler = scheduler
         self.workers = workers
-        self._close: list[Any] = []
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> _Run:
-        s = self.scheduler
-        if s is None or (isinstance(s, str) and s in ("", "inprocess", "in-process", "sync")):
+        if is_inprocess(self.scheduler):
             return _run_inprocess
-        client = self._client(s)
+        client = self._stack.enter_context(
+            dask_client(self.scheduler, self.workers, timeout=_CONNECT_TIMEOUT_S)
+        )
         return lambda fn, tiles, regrow: _run_dask(client, fn, tiles, regrow)
 
     def __exit__(self, *exc: object) -> None:
-        for obj in reversed(self._close):
-            obj.close()
-
-    def _client(self, s: Any) -> Any:
-        try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError as err:  # pragma: no cover - dask is a core dependency
-            raise InputError(
-                "scheduler", "needs dask[distributed]: pip install 'dask[distributed]'"
-            ) from err
-        if hasattr(s, "submit") and hasattr(s, "gather"):
-            return s  # a Client the caller manages
-        if not isinstance(s, str):
-            raise InputError("scheduler", f"expected None, 'local' or an address, got {s!r}")
-        if s == "local":
-            if int(self.workers) < 1:
-                raise InputError("workers", f"need at least 1 worker, got {self.workers!r}")
-            cluster = LocalCluster(
-                n_workers=int(self.workers),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=50,
-            )
-            self._close.append(cluster)
-            client = Client(cluster)
-            self._close.append(client)
-            return client
-        try:
-            client = Client(s, timeout=_CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError, ValueError) as err:
-            raise InputError(
-                "scheduler",
-                f"no Dask scheduler answers at {s!r} within {_CONNECT_TIMEOUT_S:g} s "
-                f"({type(err).__name__}); start one (`dask scheduler`) or use 'local'",
-            ) from None
-        self._close.append(client)
-        return client
+        self._stack.close()
 
 
 def _run_inprocess(
