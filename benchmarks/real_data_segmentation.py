@@ -43,9 +43,9 @@ SLIM = {"encoder": "resnet18", "encoder_depth": 4, "decoder_channels": [64, 32, 
 MODELS: dict[str, dict[str, Any]] = {
     "multitask_unet": SLIM,
     "unet": {"encoder": "resnet18", "encoder_depth": 4, "decoder_channels": [64, 32, 16, 8]},
-    "hrnet_ocr": {"backbone": "hrnet_w18_small", "ocr_mid_channels": 64,
-                  "ocr_key_channels": 32},
-    "hrnet": {"backbone": "hrnet_w18_small"},
+    "hrnet_ocr": {"backbone": "hrnet_w18_small_v2", "ocr_mid_channels": 128,
+                  "ocr_key_channels": 64},
+    "hrnet": {"backbone": "hrnet_w18_small_v2"},
     "deeplabv3plus": {"encoder": "resnet18"},
     "pspnet": {"encoder": "resnet18"},
 }
@@ -71,6 +71,9 @@ def train_and_predict(
     kwargs = dict(MODELS.get(model, {}))
     if model == "multitask_unet" and "use" not in heads:
         kwargs["use_classes"] = 1  # the use head is unused: keep it one channel
+    elif model != "multitask_unet":
+        (name, head), = heads.items()
+        kwargs |= {"classes": len(head["classes"]), "head": name}
     cfg = config_from_mapping({
         "chips": str(store), "out": str(run), "model": model, "model_kwargs": kwargs,
         "heads": heads, "epochs": 10_000, "max_steps": steps, "max_minutes": minutes,
