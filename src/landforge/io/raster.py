@@ -227,6 +227,10 @@ def write_cog(
     return final
 
 
+COG_CACHE_MB = 256
+"""GDAL block cache (MB) while a staged raster is converted to a COG."""
+
+
 def _cog_options(
     dtype: Any,
     compress: str = "DEFLATE",
@@ -306,7 +310,11 @@ class StagedCOG:
     def finish(self) -> Path:
         self.ds.close()
         try:
-            with atomic_path(self.final) as tmp:
+            # GDAL's block cache defaults to 5 % of RAM and fills up while the COG driver
+            # copies a large raster and builds its overviews: bound it unless the user
+            # chose a size (GDAL_CACHEMAX), so memory stays flat with the raster size.
+            env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": COG_CACHE_MB}
+            with atomic_path(self.final) as tmp, rasterio.Env(**env):
                 rasterio.shutil.copy(self.stage, tmp, **self.cog_options)
         finally:
             self.stage.unlink(missing_ok=True)
