@@ -26,7 +26,7 @@ import torch.nn as nn
 
 import landforge._compat  # noqa: F401  (before segmentation_models_pytorch imports torchvision)
 from landforge.errors import InputError
-from landforge.models.multitask_unet import load_encoder_weights
+from landforge.models.multitask_unet import load_encoder_weights, prune_encoder_stages
 from landforge.models.registry import register
 
 __all__ = ["SmpSegmenter", "unet", "deeplabv3plus", "pspnet"]
@@ -123,14 +123,8 @@ class SmpSegmenter(nn.Module):
         self.decoder = net.decoder
         self.segmentation_head = net.segmentation_head
         self.output_stride = int(net.encoder.output_stride)
-        # smp's ResNet encoders keep all four stages whatever the depth (PSPNet uses
-        # three); drop the unused ones so they neither sit in the checkpoint nor lack
-        # gradients.
-        depth = int(getattr(net.encoder, "_depth", 5))
-        self._pruned = [f"layer{k}" for k in range(max(depth, 1), 5)]
-        for name in self._pruned:
-            if isinstance(getattr(self.encoder, name, None), nn.Module):
-                delattr(self.encoder, name)
+        # PSPNet runs three encoder stages: the fourth would sit unused in the checkpoint
+        self._pruned = prune_encoder_stages(self.encoder, int(getattr(net.encoder, "_depth", 5)))
         if encoder_weights is not None:
             load_encoder_weights(self.encoder, encoder_weights, in_channels, skip=self._pruned)
 

@@ -24,7 +24,7 @@ import landforge._compat  # noqa: F401  (before segmentation_models_pytorch impo
 from landforge.errors import InputError
 from landforge.models.registry import register
 
-__all__ = ["MultiTaskUNet", "multitask_unet", "load_encoder_weights"]
+__all__ = ["MultiTaskUNet", "multitask_unet", "load_encoder_weights", "prune_encoder_stages"]
 
 
 class MultiTaskUNet(nn.Module):
@@ -86,12 +86,7 @@ class MultiTaskUNet(nn.Module):
         self.footprint_head = SegmentationHead(decoder_channels[-1], 1, kernel_size=3)
         self.use_head = SegmentationHead(decoder_channels[-1], use_classes, kernel_size=3)
         self.output_stride = 2**encoder_depth
-        # smp's ResNet encoders keep every stage whatever the depth; drop the unused
-        # ones so a shallow model is small in memory and in its checkpoint.
-        self._pruned = [f"layer{k}" for k in range(max(encoder_depth, 1), 5)]
-        for name in self._pruned:
-            if isinstance(getattr(self.encoder, name, None), nn.Module):
-                delattr(self.encoder, name)
+        self._pruned = prune_encoder_stages(self.encoder, encoder_depth)
         if encoder_weights is not None:
             load_encoder_weights(self.encoder, encoder_weights, in_channels, skip=self._pruned)
 
@@ -105,6 +100,20 @@ class MultiTaskUNet(nn.Module):
         features = self.encoder(x)
         decoded = self.decoder(features)
         return {"footprint": self.footprint_head(decoded), "use": self.use_head(decoded)}
+
+
+def prune_encoder_stages(encoder: nn.Module, depth: int) -> list[str]:
+    """Drop the ResNet stages (``layer{depth}``..``layer4``) an encoder of ``depth`` never
+    runs; returns their names.
+
+    smp's ResNet encoders keep every stage whatever the depth: the unused ones would sit
+    in memory and in the checkpoint, and have no gradients.
+    """
+    pruned = [f"layer{k}" for k in range(max(int(depth), 1), 5)]
+    for name in pruned:
+        if isinstance(getattr(encoder, name, None), nn.Module):
+            delattr(encoder, name)
+    return pruned
 
 
 def load_encoder_weights(

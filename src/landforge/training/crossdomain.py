@@ -290,6 +290,7 @@ def cbst_adapt(
 
     from landforge.datasets.chips import ChipDataset
     from landforge.progress import is_quiet
+    from landforge.training.evaluate_store import card_dataset
     from landforge.training.module import SegmentationTask
     from landforge.training.train import _quiet_lightning
 
@@ -297,15 +298,7 @@ def cbst_adapt(
     label = head.label
     mean_std = (card.mean, card.std)
     values = np.asarray(head.label_values(), dtype=np.int64)
-    target_plain = ChipDataset(target_store, train_cfg.train_split, mean_std=mean_std)
-    if target_plain.band_names != list(card.bands):
-        raise InputError(
-            target_store,
-            f"chip store bands [{', '.join(target_plain.band_names)}] differ from the "
-            f"model's bands [{', '.join(card.bands)}]",
-        )
-    if len(target_plain) == 0:
-        raise InputError(target_store, f"split {train_cfg.train_split!r} has no chips")
+    target_plain = card_dataset(target_store, train_cfg.train_split, card)
     source = _Select(
         ChipDataset(
             source_store, train_cfg.train_split, augment=train_cfg.augment, mean_std=mean_std

@@ -89,7 +89,6 @@ def evaluate_on_store(
     """
     from torch.utils.data import DataLoader
 
-    from landforge.datasets.chips import ChipDataset
     from landforge.training.module import make_targets
 
     if name is None:
@@ -101,15 +100,7 @@ def evaluate_on_store(
             raise InputError("head", f"say which of {', '.join(card.heads)} to evaluate")
     if name not in card.heads:
         raise InputError("head", f"the model has no head {name!r} ({', '.join(card.heads)})")
-    ds = ChipDataset(store, split, mean_std=(card.mean, card.std))
-    if ds.band_names != list(card.bands):
-        raise InputError(
-            store,
-            f"chip store bands [{', '.join(ds.band_names)}] differ from the model's "
-            f"bands [{', '.join(card.bands)}]",
-        )
-    if len(ds) == 0:
-        raise InputError(store, f"split {split!r} has no chips")
+    ds = card_dataset(store, split, card)
     heads = {name: head}
     if mask_by is not None:
         heads["__mask__"] = mask_by
@@ -148,3 +139,23 @@ def headline(cm: ConfusionMatrix) -> dict[str, Any]:
         "kappa": num(cm.kappa()),
         "pixels": cm.total,
     }
+
+
+def card_dataset(store: Any, split: str, card: Any, **kwargs: Any) -> Any:
+    """A :class:`ChipDataset` of ``split`` normalised with the model card's statistics.
+
+    Raises:
+        InputError: the store's bands differ from the card's, or the split is empty.
+    """
+    from landforge.datasets.chips import ChipDataset
+
+    ds = ChipDataset(store, split, mean_std=(card.mean, card.std), **kwargs)
+    if ds.band_names != list(card.bands):
+        raise InputError(
+            store,
+            f"chip store bands [{', '.join(ds.band_names)}] differ from the model's "
+            f"bands [{', '.join(card.bands)}]",
+        )
+    if len(ds) == 0:
+        raise InputError(store, f"split {split!r} has no chips")
+    return ds
