@@ -115,3 +115,29 @@ def test_cross_domain_config_errors(tmp_path, toy_store):
     # the default heads (footprint + masked use) are not one multi-class head
     with pytest.raises(InputError, match="cbst needs exactly one multi-class head"):
         load_cross_domain_config(_write(tmp_path, {"out": "o", "regions": regions, "cbst": {}}))
+
+
+def test_cbst_fine_tunes_in_train_mode(toy_store, other_store):
+    """CBST adapts BatchNorm statistics to the target (the model is trained in train
+    mode, not left in the eval mode its pseudo-labelling pass used)."""
+    import torch
+
+    from landforge.datasets.chips import read_stats
+    from landforge.models.checkpoint import ModelCard
+    from landforge.models.registry import build
+    from landforge.training.config import config_from_mapping
+    from landforge.training.crossdomain import CBSTConfig, cbst_adapt
+
+    stats = read_stats(toy_store)
+    torch.manual_seed(0)
+    model = build("multitask_unet", in_channels=len(stats["bands"]), use_classes=4, **TINY_MODEL)
+    card = ModelCard(model="multitask_unet", model_kwargs={}, bands=list(stats["bands"]),
+                     mean=list(stats["mean"]), std=list(stats["std"]),
+                     heads={"use": USE4["use"]["classes"]})
+    cfg = config_from_mapping({"chips": str(toy_store), "out": "o", **BASE})
+    before = model.encoder.bn1.running_mean.clone()
+    adapted, rounds = cbst_adapt(model, card, toy_store, other_store, cfg,
+                                 CBSTConfig(rounds=1, epochs=1, max_steps=2))
+    assert not adapted.training and len(rounds) == 1
+    assert not torch.equal(adapted.encoder.bn1.running_mean, before)
+    assert torch.equal(model.encoder.bn1.running_mean, before)  # the source is untouched

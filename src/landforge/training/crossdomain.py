@@ -349,6 +349,9 @@ def cbst_adapt(
         steps = cbst.epochs * max(1, len(loader))
         if cbst.max_steps is not None:
             steps = min(steps, cbst.max_steps)
+        # _predict left the model in eval mode; Lightning keeps a module's mode, so
+        # without this BatchNorm would not adapt its statistics to the target
+        model.train()
         task = SegmentationTask(
             model,
             {name: head},
