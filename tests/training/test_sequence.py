@@ -105,3 +105,14 @@ def test_evaluate_on_store_matches_a_hand_count(toy_store, tmp_path):
     n_building = sum(int((ChipDataset(toy_store, "val")[i]["use"] > 0).sum()) for i in range(2))
     assert masked.total == n_building and masked.n_classes == 3
     assert np.isfinite(masked.overall_accuracy())
+
+
+def test_only_steps_from_earlier_weights_freeze_the_encoder(tmp_path, toy_store, other_store):
+    from landforge.training.sequence import SequenceConfig
+
+    cfg = SequenceConfig.model_validate({
+        "out": str(tmp_path), "regions": {"a": str(toy_store), "b": str(other_store)},
+        "base": {**BASE, "freeze_encoder_epochs": 2},
+    })
+    assert cfg.train_config("a", tmp_path / "1", None).freeze_encoder_epochs == 0
+    assert cfg.train_config("b", tmp_path / "2", tmp_path / "m.safetensors").freeze_encoder_epochs == 2

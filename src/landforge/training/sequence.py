@@ -78,6 +78,10 @@ class SequenceConfig(BaseModel):
         data = {**self.base, "chips": str(self.regions[region]), "out": str(out)}
         if init is not None:
             data["init"] = str(init)
+        else:
+            # freezing protects transferred weights: a step that starts from random
+            # weights (the first one without `init`) trains its encoder from the start
+            data["freeze_encoder_epochs"] = 0
         return config_from_mapping(data, "base")
 
 
