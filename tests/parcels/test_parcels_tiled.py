@@ -26,12 +26,16 @@ def sorted_geoms(parcels: gpd.GeoDataFrame) -> np.ndarray:
 
 
 def assert_same_parcels(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> None:
-    """Same count, and each parcel equal up to GEOS noding noise (< 0.01 mm, ~0 area)."""
+    """Same count, and each parcel equal up to buffer discretisation (< 1 cm).
+
+    Tiles buffer the joined roads clipped to their surroundings; GEOS simplifies each
+    buffered line as a whole, so vertices can move by millimetres (measured <= 6 mm).
+    """
     assert len(a) == len(b)
     ga, gb = sorted_geoms(a), sorted_geoms(b)
-    assert shapely.hausdorff_distance(ga, gb).max() < 1e-5
+    assert shapely.hausdorff_distance(ga, gb).max() < 1e-2
     sym = shapely.area(shapely.symmetric_difference(ga, gb))
-    assert (sym <= 1e-9 * shapely.area(ga) + 1e-6).all()
+    assert (sym <= 1e-2 * shapely.length(ga)).all()  # at most a 1 cm strip along the edge
 
 
 @pytest.fixture(scope="module")
