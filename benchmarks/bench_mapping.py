@@ -15,7 +15,7 @@ Measures in one run (all on CPU, random weights: speed does not depend on them):
     bounded by blocks, not grow with the raster.
 
 Run: ``python benchmarks/bench_mapping.py [--quick]`` (``--quick``: small sizes, to check
-that it works). Prints one JSON line last; see ``benchmarks/sections/mapping.md``.
+that it works). Prints one JSON line last; results in BENCHMARKS.md ("Large-area mapping").
 """
 
 from __future__ import annotations
