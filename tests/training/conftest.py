@@ -26,3 +26,18 @@ def toy_store(toy_scene, tmp_path_factory):
         size=64,
         split={"train": 0.5, "val": 0.5, "block_size": 1},
     )
+
+
+@pytest.fixture(scope="module")
+def other_store(tmp_path_factory):
+    """A second region: another toy scene, with a test split."""
+    d = tmp_path_factory.mktemp("region_b")
+    scene = make_toy_scene(d / "scene", size=128, seed=7)
+    return build_chips(
+        scene["image"],
+        {"footprint": scene["footprint"], "use": scene["use"]},
+        d / "chips",
+        extras=[scene["poi"]],
+        size=64,
+        split={"train": 0.5, "test": 0.5, "block_size": 1},
+    )

@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from landforge.cli import main
-from landforge.datasets.chips import build_chips
 from landforge.errors import InputError
 from landforge.training.crossdomain import (
     cbst_portion,
@@ -17,7 +16,6 @@ from landforge.training.crossdomain import (
     cbst_thresholds,
     load_cross_domain_config,
 )
-from landforge.training.toy import make_toy_scene
 
 TINY_MODEL = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [32, 16, 8]}
 USE4 = {
@@ -35,20 +33,6 @@ BASE = {
     "heads": USE4,
     "val_split": None,
 }
-
-
-@pytest.fixture(scope="module")
-def other_store(tmp_path_factory):
-    d = tmp_path_factory.mktemp("region_b")
-    scene = make_toy_scene(d / "scene", size=128, seed=7)
-    return build_chips(
-        scene["image"],
-        {"footprint": scene["footprint"], "use": scene["use"]},
-        d / "chips",
-        extras=[scene["poi"]],
-        size=64,
-        split={"train": 0.5, "test": 0.5, "block_size": 1},
-    )
 
 
 def test_cbst_thresholds_match_a_hand_computation():

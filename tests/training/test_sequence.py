@@ -8,32 +8,15 @@ import pytest
 import yaml
 
 from landforge.cli import main
-from landforge.datasets.chips import build_chips
 from landforge.errors import InputError
 from landforge.evaluation.metrics import ConfusionMatrix
 from landforge.models.checkpoint import load_checkpoint
 from landforge.training.config import HeadConfig
 from landforge.training.evaluate_store import evaluate_on_store
 from landforge.training.sequence import load_sequence_config
-from landforge.training.toy import make_toy_scene
 
 TINY_MODEL = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [32, 16, 8]}
 BASE = {"model_kwargs": TINY_MODEL, "batch_size": 2, "max_steps": 1, "augment": False}
-
-
-@pytest.fixture(scope="module")
-def other_store(tmp_path_factory):
-    """A second region: another toy scene, with a test split."""
-    d = tmp_path_factory.mktemp("region_b")
-    scene = make_toy_scene(d / "scene", size=128, seed=5)
-    return build_chips(
-        scene["image"],
-        {"footprint": scene["footprint"], "use": scene["use"]},
-        d / "chips",
-        extras=[scene["poi"]],
-        size=64,
-        split={"train": 0.5, "test": 0.5, "block_size": 1},
-    )
 
 
 def _write(tmp_path, data):

@@ -140,44 +140,29 @@ class SmpSegmenter(nn.Module):
         return {self.head: self.segmentation_head(self.decoder(self.encoder(x)))}
 
 
-@register("unet")
-def unet(
-    in_channels: int = 3,
-    classes: int | None = None,
-    encoder: str = "resnet34",
-    head: str = "landcover",
-    encoder_weights: str | None = None,
-    **smp_kwargs: Any,
-) -> SmpSegmenter:
-    """Registry builder: smp ``Unet`` (input a multiple of 32)."""
-    return SmpSegmenter("unet", in_channels, classes, encoder, head, encoder_weights, **smp_kwargs)
+def _smp_builder(arch: str, doc: str) -> Any:
+    """A registry builder of :class:`SmpSegmenter` for the smp architecture ``arch``."""
+
+    def builder(
+        in_channels: int = 3,
+        classes: int | None = None,
+        encoder: str = "resnet34",
+        head: str = "landcover",
+        encoder_weights: str | None = None,
+        **smp_kwargs: Any,
+    ) -> SmpSegmenter:
+        return SmpSegmenter(arch, in_channels, classes, encoder, head, encoder_weights, **smp_kwargs)
+
+    builder.__name__ = builder.__qualname__ = arch
+    builder.__doc__ = doc
+    return register(arch)(builder)
 
 
-@register("deeplabv3plus")
-def deeplabv3plus(
-    in_channels: int = 3,
-    classes: int | None = None,
-    encoder: str = "resnet34",
-    head: str = "landcover",
-    encoder_weights: str | None = None,
-    **smp_kwargs: Any,
-) -> SmpSegmenter:
-    """Registry builder: smp ``DeepLabV3Plus`` (output stride 16: input a multiple of 16)."""
-    return SmpSegmenter(
-        "deeplabv3plus", in_channels, classes, encoder, head, encoder_weights, **smp_kwargs
-    )
-
-
-@register("pspnet")
-def pspnet(
-    in_channels: int = 3,
-    classes: int | None = None,
-    encoder: str = "resnet34",
-    head: str = "landcover",
-    encoder_weights: str | None = None,
-    **smp_kwargs: Any,
-) -> SmpSegmenter:
-    """Registry builder: smp ``PSPNet`` (three-stage encoder: input a multiple of 8)."""
-    return SmpSegmenter(
-        "pspnet", in_channels, classes, encoder, head, encoder_weights, **smp_kwargs
-    )
+unet = _smp_builder("unet", "Registry builder: smp ``Unet`` (input a multiple of 32).")
+deeplabv3plus = _smp_builder(
+    "deeplabv3plus",
+    "Registry builder: smp ``DeepLabV3Plus`` (output stride 16: input a multiple of 16).",
+)
+pspnet = _smp_builder(
+    "pspnet", "Registry builder: smp ``PSPNet`` (three-stage encoder: input a multiple of 8)."
+)
