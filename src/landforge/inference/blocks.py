@@ -559,23 +559,20 @@ def predict_block(spec: BlockSpec) -> dict[str, Any]:
 
     Pure apart from the files it writes in ``spec.job.parts``; safe to run on any Dask
     worker that sees the input and parts paths. A user error (e.g. an unreadable
-    raster) comes back as ``{"error": [source, problem]}`` so it crosses process
-    boundaries intact; the driver raises it.
+    raster) is raised as :class:`InputError`, which pickles whole, so Dask re-raises
+    it in the driver as it is.
     """
     job = spec.job
     t0 = time.perf_counter()
-    try:
-        if job.torch_threads:
-            torch.set_num_threads(job.torch_threads)
-        model = _model(job)
-        with contextlib.ExitStack() as stack:
-            sources = [_open(stack, s) for s in job.sources]
-            mask = _open(stack, job.mask) if job.mask is not None else None
-            inputs = _Inputs(job, sources, mask)
-            compute = _blend_block if job.blend else _crop_block
-            arrays, skipped = compute(spec, model, inputs)
-    except InputError as exc:
-        return {"index": spec.index, "error": [exc.source, exc.problem]}
+    if job.torch_threads:
+        torch.set_num_threads(job.torch_threads)
+    model = _model(job)
+    with contextlib.ExitStack() as stack:
+        sources = [_open(stack, s) for s in job.sources]
+        mask = _open(stack, job.mask) if job.mask is not None else None
+        inputs = _Inputs(job, sources, mask)
+        compute = _blend_block if job.blend else _crop_block
+        arrays, skipped = compute(spec, model, inputs)
     classes = arrays["classes"][0]
     valid = classes != NODATA_CLASS
     counts = np.bincount(classes[valid].ravel(), minlength=256)

@@ -376,8 +376,6 @@ def predict_raster(
                 for rec in track(
                     results, f"predict {Path(image).name}", total=len(todo), quiet=quiet
                 ):
-                    if "error" in rec:
-                        raise InputError(*rec["error"])
                     records[rec["index"]] = rec
                     if on_block is not None:
                         on_block(rec)
