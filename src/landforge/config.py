@@ -1,43 +1,180 @@
 """Typed, validated configuration shared by every stage and the pipeline file.
 
-A stage config is a pydantic model with ``extra="forbid"`` so a misspelt field is
-reported by name. Paths are plain strings, resolved against the run directory by the
-pipeline runner, which hashes a stage's inputs and checks its outputs to decide whether
-a re-run can skip it.
+Every stage has one options model (a pydantic :class:`Options` with ``extra="forbid"``,
+so a misspelt field is reported by name). Its fields and defaults are the only
+declaration of the stage's options: the Python function takes the model, the CLI
+command's flags are generated from it (:mod:`landforge.cli.stagecmd`) and the pipeline
+step validates its ``with:`` mapping into it. Paths are plain strings, resolved against
+the run directory by the pipeline runner, which hashes a stage's inputs and checks its
+outputs to decide whether a re-run can skip it.
+
+Fields whose YAML value is a list or mapping accept the compact text a user types on
+the command line too (:data:`IntList` ``"1,2,3"``, :data:`FloatMap`
+``"residential=300,industrial=800"``, :data:`StrMap`, :data:`XY`): the parsing lives in
+the type, so the CLI and YAML reach the same field through one validator.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 
 __all__ = [
+    "Options",
     "StageConfig",
+    "FloatMap",
+    "IntList",
+    "StrList",
+    "StrMap",
+    "XY",
+    "jsonable",
     "load_yaml",
+    "parse_int_list",
     "validate",
     "format_validation_error",
 ]
 
 
-class StageConfig(BaseModel):
-    """Base class of every stage's configuration.
+class Options(BaseModel):
+    """Base of every options model: unknown fields are errors, assignments validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default of field ``name`` (for documentation and help texts)."""
+        return cls.model_fields[name].get_default(call_default_factory=True)
+
+    @classmethod
+    def build(cls, opts: BaseModel | Mapping[str, Any] | None = None, **overrides: Any) -> Any:
+        """``opts`` (this model, a model holding its fields, or a mapping) + overrides.
+
+        The API functions call this so that ``fn(..., opts)``, ``fn(..., window=256)``
+        and a stage config that embeds these options all validate the same way. A bad
+        value raises :class:`~landforge.errors.OptionError` naming the field.
+        """
+        if isinstance(opts, BaseModel):
+            data = {k: getattr(opts, k) for k in cls.model_fields if k in type(opts).model_fields}
+        else:
+            data = dict(opts or {})
+        data.update(overrides)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise OptionError(error_field(exc) or cls.__name__, error_message(exc)) from None
+
+
+# ---------------------------------------------------------------- compact CLI values
+def parse_int_list(value: Any) -> Any:
+    """``"1,2,3"`` -> ``[1, 2, 3]``; lists and None pass through (pydantic checks them)."""
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        try:
+            return [int(v) for v in items]
+        except ValueError:
+            raise ValueError(f"expected comma-separated integers, got {value!r}") from None
+    return value
+
+
+def _parse_str_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
+def _parse_pairs(value: Any) -> Any:
+    """``"a=1,b=2"`` -> ``{"a": "1", "b": "2"}`` (values converted by the field type)."""
+    if not isinstance(value, str):
+        return value
+    out: dict[str, str] = {}
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            continue
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise ValueError(f"expected NAME=VALUE pairs separated by commas, got {value!r}")
+        out[key.strip()] = val.strip()
+    return out
+
+
+def _parse_xy(value: Any) -> Any:
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",")]
+        if len(parts) != 2:
+            raise ValueError(f"expected X,Y like 400300,3400300; got {value!r}")
+        return parts
+    return value
+
+
+#: 1-based band numbers etc.: YAML list or ``"1,2,3"``.
+IntList = Annotated[list[int], BeforeValidator(parse_int_list)]
+#: names: YAML list or ``"a,b,c"``.
+StrList = Annotated[list[str], BeforeValidator(_parse_str_list)]
+#: ``{name: number}``: YAML mapping or ``"a=1,b=2.5"``.
+FloatMap = Annotated[dict[str, float], BeforeValidator(_parse_pairs)]
+#: ``{name: text}``: YAML mapping or ``"footprint=fp.tif,use=use.tif"``.
+StrMap = Annotated[dict[str, str], BeforeValidator(_parse_pairs)]
+#: a point: YAML ``[x, y]`` or ``"x,y"``.
+XY = Annotated[tuple[float, float], BeforeValidator(_parse_xy)]
+
+
+def jsonable(obj: Any) -> Any:
+    """Strict-JSON form of ``obj``: NaN/inf -> None, numpy -> Python, recursively.
+
+    Mappings keep their nesting (keys become strings), tuples become lists, pydantic
+    models their JSON dump, paths strings; anything else falls back to ``str``.
+    """
+    if isinstance(obj, BaseModel):
+        return jsonable(obj.model_dump(mode="json"))
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return str(obj)
+
+
+class StageConfig(Options):
+    """Base class of every stage's configuration (its options model plus its paths).
 
     Subclasses list the names of their path fields in ``input_fields`` (files or
     directories the stage reads: hashed into the manifest) and ``output_fields`` (what
     it writes: must exist for the stage to count as done). A field may hold one path,
     a list of paths or a mapping whose values are paths.
-    """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    The CLI command of the stage is generated from the fields (see
+    :mod:`landforge.cli.stagecmd`): each field is a flag ``--field-name`` unless
+    ``cli_flags`` names it otherwise, fields in ``cli_arguments`` are positional, fields
+    in ``cli_hidden`` are reachable only through ``--config FILE.yaml`` (nested models
+    always are). Help texts are the fields' ``description``.
+    """
 
     input_fields: ClassVar[tuple[str, ...]] = ()
     output_fields: ClassVar[tuple[str, ...]] = ()
+    cli_flags: ClassVar[dict[str, str]] = {}
+    cli_arguments: ClassVar[tuple[str, ...]] = ()
+    cli_hidden: ClassVar[tuple[str, ...]] = ()
 
     def inputs(self) -> list[str]:
         """Paths this stage reads."""
@@ -76,14 +213,26 @@ def load_yaml(path: str | os.PathLike[str], what: str = "config file") -> dict[s
     return data
 
 
+def error_field(exc: ValidationError) -> str:
+    """Dotted field path of the first pydantic error (``""`` for a model-level error)."""
+    return ".".join(str(x) for x in exc.errors()[0]["loc"])
+
+
+def error_message(exc: ValidationError) -> str:
+    """The first pydantic error's message, in landforge's words where they differ."""
+    err = exc.errors()[0]
+    if err["type"] == "extra_forbidden":
+        return "unknown field"
+    if err["type"] == "missing":
+        return "required, not given"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
 def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
     """First pydantic error as 'field.path: message'."""
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"])
-    where = ".".join(x for x in (prefix, loc) if x)
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field"
+    where = ".".join(x for x in (prefix, error_field(exc)) if x)
+    msg = error_message(exc)
     return f"{where}: {msg}" if where else msg
 
 
@@ -93,3 +242,6 @@ def validate(model: type[BaseModel], data: Any, source: str, prefix: str = "") -
         return model.model_validate(data)
     except ValidationError as exc:
         raise InputError(source, format_validation_error(exc, prefix)) from None
+    except OptionError as exc:  # a model validator that checks several fields
+        where = ".".join(x for x in (prefix, exc.field) if x)
+        raise InputError(source, f"{where}: {exc.problem}") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["InputError", "require_file"]
+__all__ = ["InputError", "OptionError", "require_file"]
 
 
 class InputError(Exception):
@@ -36,6 +36,25 @@ class InputError(Exception):
         if self.source:
             return f"{self.source}: {self.problem}"
         return self.problem
+
+
+class OptionError(InputError):
+    """A bad value of an options-model field, found by library code after validation.
+
+    Library code does not know how the user spelt the option: the CLI names it by its
+    flag (``--batch``), a pipeline by ``stages.NAME.with.batch``, Python by the field.
+
+    Args:
+        field: the field name, dotted for nested models (``optimizer.lr``).
+        problem: what is wrong with its value.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(field, problem)
+
+    def __reduce__(self) -> tuple[type[OptionError], tuple[str, str]]:  # type: ignore[override]
+        return (type(self), (self.field, self.problem))
 
 
 def require_file(path: str | os.PathLike[str], what: str = "file") -> Path:

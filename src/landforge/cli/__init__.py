@@ -17,6 +17,7 @@ import warnings
 import typer
 
 from landforge import __version__
+from landforge.cli.stagecmd import add_stage_commands
 from landforge.errors import InputError
 
 app = typer.Typer(
@@ -63,13 +64,9 @@ def _root(
 
 
 for _name in _COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"landforge.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # an area not built yet
-        if _exc.name != f"landforge.cli.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"landforge.cli.{_name}").register(app)
+
+add_stage_commands(app)
 
 
 def _show_warning(message: Warning | str, *_: object, **__: object) -> None:

@@ -122,28 +122,6 @@ def predict(
     typer.echo(json.dumps(summary["class_pixels"]))
 
 
-def vectorize(
-    class_map: Path = typer.Argument(..., help="Class map written by `landforge predict`."),
-    out: Path = typer.Option(..., "--out", help="Buildings to write (.gpkg or .parquet)."),
-    footprint_prob: Path | None = typer.Option(
-        None, "--footprint-prob", help="Footprint probability raster (gives a confidence column)."
-    ),
-    simplify_m: float = typer.Option(0.5, "--simplify-m", help="Simplification tolerance (m)."),
-    min_area_m2: float = typer.Option(4.0, "--min-area-m2", help="Drop smaller buildings (m²)."),
-    block: int = typer.Option(4096, "--block", help="Processing block size in pixels."),
-) -> None:
-    """Building polygons with majority use from a predicted class map."""
-    from landforge.inference.vectorize import vectorize_buildings
-    from landforge.io.vector import write_vector
-
-    buildings = vectorize_buildings(
-        class_map, footprint_prob, simplify_m=simplify_m, min_area_m2=min_area_m2, block=block
-    )
-    write_vector(buildings, out)
-    by_use = buildings["use"].value_counts().to_dict() if len(buildings) else {}
-    typer.echo(f"wrote {out} ({len(buildings)} buildings: {json.dumps(by_use)})")
-
-
 def builtup(
     inputs: list[Path] = typer.Option(
         ...,
@@ -180,5 +158,4 @@ def builtup(
 def register(app: typer.Typer) -> None:
     """Add the inference commands to the landforge CLI."""
     app.command("predict")(predict)
-    app.command("vectorize")(vectorize)
     app.command("builtup")(builtup)

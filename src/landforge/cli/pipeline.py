@@ -98,12 +98,27 @@ def demo(
         )
 
 
-def stages() -> None:
-    """List the stage types a pipeline file can use."""
-    from landforge.pipeline import stage_types
+def stages(
+    name: str | None = typer.Argument(None, help="A stage type: print its fields."),
+) -> None:
+    """List the stage types (pipeline steps), or one stage's fields with defaults."""
+    from landforge.cli.stagecmd import field_rows
+    from landforge.pipeline.registry import get_stage, registered_stages
 
-    for name, desc in stage_types().items():
-        typer.echo(f"{name:16s} {desc}")
+    if name is None:
+        for st in registered_stages().values():
+            cmd = f"landforge {' '.join(st.command)}" if st.command else ""
+            typer.echo(f"{st.name:18s} {st.description}" + (f"  [{cmd}]" if cmd else ""))
+        return
+    st = get_stage(name, source=name)
+    typer.echo(f"{st.name}: {st.description}")
+    if st.command:
+        typer.echo(f"command: landforge {' '.join(st.command)}")
+    typer.echo(f"options model: {st.config.__module__}.{st.config.__name__}")
+    for field, type_, default, flag, help_ in field_rows(st.config):
+        typer.echo(f"  {field}: {type_} = {default}  [{flag}]")
+        if help_:
+            typer.echo(f"      {help_}")
 
 
 def register(app: typer.Typer) -> None:

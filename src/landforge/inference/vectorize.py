@@ -35,6 +35,7 @@ from scipy.sparse.csgraph import connected_components
 
 from landforge.errors import InputError
 from landforge.inference.constants import tagged_class_names
+from landforge.inference.options import VectorizeOptions
 from landforge.io.raster import RasterGrid, check_same_grid, open_raster
 
 __all__ = ["vectorize_buildings", "map_class_names"]
@@ -64,10 +65,10 @@ def map_class_names(
 def vectorize_buildings(
     map_path: str | os.PathLike[str],
     footprint_prob: str | os.PathLike[str] | None = None,
-    simplify_m: float = 0.5,
-    min_area_m2: float = 4.0,
-    block: int = 4096,
+    opts: VectorizeOptions | None = None,
+    *,
     class_names: Mapping[int, str] | None = None,
+    **overrides: Any,
 ) -> gpd.GeoDataFrame:
     """Building polygons with their use from a class map.
 
@@ -75,9 +76,8 @@ def vectorize_buildings(
         map_path: class map (uint8: 0 background, k = use class, nodata e.g. 255).
         footprint_prob: optional footprint probability raster on the same grid; its
             mean over a building is the ``confidence`` column.
-        simplify_m: Douglas-Peucker tolerance in metres (0: keep the pixel outline).
-        min_area_m2: buildings smaller than this (pixel area) are dropped.
-        block: block size in pixels for processing.
+        opts: :class:`~landforge.inference.options.VectorizeOptions` (simplification
+            tolerance, minimum area, block size); ``overrides`` replace its fields.
         class_names: class value -> name; default from the map (see
             :func:`map_class_names`).
 
@@ -89,8 +89,8 @@ def vectorize_buildings(
     Raises:
         InputError: unreadable rasters, a footprint raster on another grid.
     """
-    if block < 2:
-        raise InputError("block", f"block must be at least 2 pixels, got {block}")
+    o = VectorizeOptions.build(opts, **overrides)
+    simplify_m, min_area_m2, block = o.simplify_m, o.min_area_m2, o.block
     names = map_class_names(map_path, class_names)
     with open_raster(map_path) as src:
         if src.crs is None:

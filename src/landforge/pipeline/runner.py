@@ -27,29 +27,43 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+import landforge.pipeline.stages  # noqa: F401  (registers the built-in stages)
 from landforge import __version__
-from landforge.config import StageConfig, load_yaml, validate
-from landforge.errors import InputError
+from landforge.config import StageConfig, jsonable, load_yaml, validate
+from landforge.errors import InputError, OptionError
 from landforge.io.atomic import atomic_path
+from landforge.pipeline.registry import (
+    StageContext,
+    StageResult,
+    get_stage,
+    register_stage,
+    registered_stages,
+)
 from landforge.progress import console, is_quiet
 
 __all__ = [
     "PipelineSpec",
     "StageResult",
     "StageSpec",
+    "StageContext",
     "load_pipeline",
     "register_stage",
     "run_pipeline",
     "stage_types",
     "file_hash",
 ]
+
+
+def stage_types() -> dict[str, str]:
+    """Registered stage types and their one-line descriptions."""
+    return {name: st.description for name, st in registered_stages().items()}
+
 
 MANIFEST = "manifest.json"
 
@@ -75,56 +89,6 @@ class PipelineSpec(BaseModel):
     stages: list[StageSpec]
 
 
-@dataclass
-class StageResult:
-    """What a stage function returns: key numbers for the manifest and the report."""
-
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-StageFn = Callable[[Any, "StageContext"], StageResult | None]
-
-
-@dataclass
-class _StageType:
-    config: type[StageConfig]
-    fn: StageFn
-    description: str
-
-
-_STAGES: dict[str, _StageType] = {}
-
-
-def register_stage(type_name: str, config: type[StageConfig]) -> Callable[[StageFn], StageFn]:
-    """Register ``fn(cfg, ctx) -> StageResult`` as the stage type ``type_name``."""
-
-    def deco(fn: StageFn) -> StageFn:
-        doc = (fn.__doc__ or "").strip().splitlines()
-        _STAGES[type_name] = _StageType(config, fn, doc[0] if doc else "")
-        return fn
-
-    return deco
-
-
-def stage_types() -> dict[str, str]:
-    """Registered stage types and their one-line descriptions."""
-    _load_builtin_stages()
-    return {k: v.description for k, v in sorted(_STAGES.items())}
-
-
-def _load_builtin_stages() -> None:
-    import landforge.pipeline.stages  # noqa: F401  (registers the built-in stages)
-
-
-@dataclass
-class StageContext:
-    """Where a stage runs: the run directory and the stage's own name."""
-
-    run_dir: Path
-    name: str
-    seed: int = 0
-
-
 def load_pipeline(
     path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
 ) -> PipelineSpec:
@@ -133,7 +97,6 @@ def load_pipeline(
     ``overrides`` maps ``"stage.field"`` (or a nested ``"stage.field.key"``) to a value
     replacing that stage's setting (``landforge run --set city.size_m=800``).
     """
-    _load_builtin_stages()
     data = load_yaml(path)
     spec: PipelineSpec = validate(PipelineSpec, data, str(path))
     by_name = {s.name: s for s in spec.stages}
@@ -152,13 +115,14 @@ def load_pipeline(
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise InputError(path, f"duplicate stage name(s): {', '.join(sorted(dupes))}")
+    stages = registered_stages()
     for i, st in enumerate(spec.stages):
-        if st.type not in _STAGES:
-            known = ", ".join(sorted(_STAGES))
+        if st.type not in stages:
+            known = ", ".join(stages)
             raise InputError(
                 path, f"stages[{i}] ({st.name}): unknown type {st.type!r}; known: {known}"
             )
-        validate(_STAGES[st.type].config, st.with_, str(path), prefix=f"stages.{st.name}.with")
+        validate(stages[st.type].config, st.with_, str(path), prefix=f"stages.{st.name}.with")
     return spec
 
 
@@ -278,7 +242,7 @@ def run_pipeline(
 
     t_all = time.perf_counter()
     for index, st in enumerate(spec.stages, start=1):
-        stype = _STAGES[st.type]
+        stype = get_stage(st.type)
         cfg: StageConfig = stype.config.model_validate(st.with_)
         config_json = cfg.model_dump(mode="json")
         chash = _config_hash(st.type, config_json)
@@ -315,6 +279,9 @@ def run_pipeline(
                 entry.update(status="failed", error=str(exc)[:500], finished=_now())
                 entry["seconds"] = round(time.perf_counter() - t0, 3)
                 _write_manifest(run, manifest)
+                if isinstance(exc, OptionError):  # name the field as the file spells it
+                    where = f"stages.{st.name}.with.{exc.field}"
+                    raise InputError(pipeline, f"{where}: {exc.problem}") from exc
                 raise
             missing = [p for p in rcfg.outputs() if not Path(p).exists()]
             if missing:
@@ -323,7 +290,7 @@ def run_pipeline(
                 status="done",
                 finished=_now(),
                 seconds=round(time.perf_counter() - t0, 3),
-                summary=result.summary,
+                summary=jsonable(result.summary),
             )
             _write_manifest(run, manifest)
             _say(f"{label}: done in {entry['seconds']:.1f} s")
