@@ -15,7 +15,7 @@ help:
 	@echo "make test      set up .venv with dev extras and run the default test selection"
 	@echo "make test-all  all tests, including slow ones"
 	@echo "make bench     run benchmarks/ and print results (record them in BENCHMARKS.md)"
-	@echo "make lint      ruff"
+	@echo "make lint      ruff (incl. docstring/annotation rules for src) + mypy against tools/mypy-baseline.txt"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,8 @@ bench: $(DEVSTAMP)
 	$(PY) benchmarks/run_all.py
 
 lint: $(DEVSTAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(PY) tools/mypy_baseline.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -106,7 +106,7 @@ def prepare(out: Path, size_m: float, gsd: float, test_share: float) -> dict[str
         pois = read_pois(city / "pois.parquet", category_col="gbt_category")
         write_poi_probability_maps(
             poi, pois, read_grid(city / "image.tif"),
-            {"residential": 300, "commercial": 300, "industrial": 800},
+            dmax={"residential": 300, "commercial": 300, "industrial": 800},
             mapping=load_mapping("gbt35648_rci"), category_col="gbt_category",
         )
     with rasterio.open(city / "image.tif") as src:
@@ -153,14 +153,14 @@ def run_one(
 ) -> dict[str, Any]:
     from landforge.evaluation.evaluate import evaluate_rasters
     from landforge.inference.predictor import predict_raster
-    from landforge.training.config import config_from_mapping
+    from landforge.training.options import TrainConfig
     from landforge.training.train import train
 
     run = out / "runs" / f"{name}_s{seed}"
     metrics_path = run / "metrics.json"
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
-    cfg = config_from_mapping({
+    cfg = TrainConfig.build({
         "chips": str(store), "out": str(run), "model": "multitask_unet",
         "model_kwargs": SLIM, "heads": variant["heads"], "epochs": 1000, "max_steps": steps,
         "max_minutes": minutes, "batch_size": batch, "lr": 0.003, "seed": seed,

@@ -85,7 +85,7 @@ def card(model: str, kwargs: dict[str, Any]) -> ModelCard:
 
 def unet_checkpoint(folder: Path) -> Path:
     torch.manual_seed(0)
-    kwargs = {"in_channels": 3, "use_classes": 3, "encoder": "resnet34"}
+    kwargs = {"in_channels": 3, "classes": 3, "encoder": "resnet34"}
     return save_checkpoint(
         build("multitask_unet", **kwargs), card("multitask_unet", kwargs), folder / "unet"
     )
@@ -169,7 +169,7 @@ def dask_seconds(ckpt: Path, image: Path, out: Path, n: int, window: int, overla
         t0 = time.perf_counter()
         predict_raster(
             ckpt, image, out, window=window, overlap=overlap, batch=1, block_windows=1,
-            scheduler=client, quiet=True,
+            client=client, quiet=True,
         )  # fmt: skip
         return time.perf_counter() - t0
 

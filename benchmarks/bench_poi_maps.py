@@ -72,7 +72,7 @@ def main() -> None:
     # (c) ours, whole job, then the COG write
     rss_before = _peak_mib()
     t0, c0 = time.perf_counter(), time.process_time()
-    maps = poi_probability_maps(pois, grid, DMAX, tile=args.tile)
+    maps = poi_probability_maps(pois, grid, dmax=DMAX, tile=args.tile)
     t_ours, c_ours = time.perf_counter() - t0, time.process_time() - c0
     rss_ours = _peak_mib()
     with tempfile.TemporaryDirectory() as tmp:

@@ -33,9 +33,9 @@ from torch.utils.data import DataLoader
 
 from landforge.datasets.chips import ChipDataset, build_chips
 from landforge.models import build
-from landforge.training.config import config_from_mapping
+from landforge.synth.toy import make_toy_scene
 from landforge.training.module import SegmentationTask
-from landforge.training.toy import make_toy_scene
+from landforge.training.options import TrainConfig
 
 MODELS: dict[str, dict[str, Any]] = {
     "unet_resnet34_256": {"size": 256, "kwargs": {"encoder": "resnet34"}},
@@ -76,8 +76,8 @@ def _forever(loader: DataLoader) -> Any:
 
 def bench(name: str, spec: dict[str, Any], store: Path, steps: int, reps: int) -> dict[str, Any]:
     torch.manual_seed(0)
-    heads = config_from_mapping({"chips": "c", "out": "o"}).heads
-    model = build("multitask_unet", in_channels=4, use_classes=3, **spec["kwargs"])
+    heads = TrainConfig.build({"chips": "c", "out": "o"}).heads
+    model = build("multitask_unet", in_channels=4, classes=3, **spec["kwargs"])
     task = SegmentationTask(model, heads)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ds = ChipDataset(store, split=None, augment=True)

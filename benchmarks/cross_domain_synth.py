@@ -64,7 +64,7 @@ def main() -> None:
         "city_a": city_store(a.out, "city_a", 0, 1.0, a.size_m),
         "city_b": city_store(a.out, "city_b", 7, 0.6, a.size_m * 0.6),
     }
-    base = {"model": "multitask_unet", "model_kwargs": SLIM | {"use_classes": 4},
+    base = {"model": "multitask_unet", "model_kwargs": SLIM | {"classes": 4},
             "heads": HEADS, "epochs": 1000, "max_steps": a.steps, "max_minutes": 10,
             "batch_size": 8, "lr": 0.003, "monitor": "val/loss",
             "early_stopping_patience": None, "taxonomy": None}

@@ -233,7 +233,7 @@ def main() -> int:
         counts = s["label"].value_counts()
         classes = sorted(c for c, n in counts.items() if n >= MIN_PER_CLASS)
         kept = s[s["label"].isin(classes)].reset_index(drop=True)
-        feats = parcel_poi_features(kept, pois[city], models[city], "category")
+        feats = parcel_poi_features(kept, pois[city], models[city], category_col="category")
         info[city] = {
             "pois": len(pois[city]),
             "categories": len(models[city].categories_),
@@ -260,7 +260,7 @@ def main() -> int:
     kept = {c: samples[c][samples[c]["label"].isin(classes)].reset_index(drop=True) for c in CITIES}
     vocab = pooled.categories_
     feats = {
-        c: parcel_poi_features(kept[c], pois[c], pooled, "category", categories=vocab)
+        c: parcel_poi_features(kept[c], pois[c], pooled, category_col="category", categories=vocab)
         for c in CITIES
     }
     for a, b in (CITIES, CITIES[::-1]):

@@ -67,16 +67,13 @@ def train_and_predict(
     minutes: float, seed: int, batch: int = 8, val: bool = True, lr: float = 0.003,
 ) -> tuple[Path, float]:
     from landforge.inference.predictor import predict_raster
-    from landforge.training.config import config_from_mapping
+    from landforge.training.options import TrainConfig
     from landforge.training.train import train
 
+    # classes (and head) come from the one head: multitask_unet's use head, unused
+    # here, then has one channel
     kwargs = dict(MODELS.get(model, {}))
-    if model == "multitask_unet" and "use" not in heads:
-        kwargs["use_classes"] = 1  # the use head is unused: keep it one channel
-    elif model != "multitask_unet":
-        (name, head), = heads.items()
-        kwargs |= {"classes": len(head["classes"]), "head": name}
-    cfg = config_from_mapping({
+    cfg = TrainConfig.build({
         "chips": str(store), "out": str(run), "model": model, "model_kwargs": kwargs,
         "heads": heads, "epochs": 10_000, "max_steps": steps, "max_minutes": minutes,
         "batch_size": batch, "lr": lr, "seed": seed, "val_split": "val" if val else None,

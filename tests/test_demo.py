@@ -24,7 +24,7 @@ def demo_run(tmp_path_factory):
             "--train-minutes",
             "0.1",
             "--set",
-            "train.options.max_steps=3",
+            "train.max_steps=3",
         ]
     )
     assert code == 0
@@ -67,7 +67,7 @@ def test_demo_rerun_skips_everything(demo_run, capsys):
                 "--train-minutes",
                 "0.1",
                 "--set",
-                "train.options.max_steps=3",
+                "train.max_steps=3",
             ]
         )
         == 0

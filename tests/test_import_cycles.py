@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import landforge
 
 ROOT = Path(landforge.__file__).resolve().parent
@@ -90,7 +88,6 @@ def find_cycles() -> list[list[str]]:
     return cycles
 
 
-@pytest.mark.xfail(reason="issue 10: inference.blocks <-> predictor being untangled", strict=False)
 def test_no_import_cycles():
     cycles = find_cycles()
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)

@@ -167,7 +167,9 @@ class StageConfig(Options):
     :mod:`landforge.cli.stagecmd`): each field is a flag ``--field-name`` unless
     ``cli_flags`` names it otherwise, fields in ``cli_arguments`` are positional, fields
     in ``cli_hidden`` are reachable only through ``--config FILE.yaml`` (nested models
-    always are). Help texts are the fields' ``description``.
+    always are). With ``cli_config_argument`` the config file may also be given as the
+    command's first positional argument (``landforge train CONFIG.yaml``). Help texts
+    are the fields' ``description``.
     """
 
     input_fields: ClassVar[tuple[str, ...]] = ()
@@ -175,6 +177,7 @@ class StageConfig(Options):
     cli_flags: ClassVar[dict[str, str]] = {}
     cli_arguments: ClassVar[tuple[str, ...]] = ()
     cli_hidden: ClassVar[tuple[str, ...]] = ()
+    cli_config_argument: ClassVar[bool] = False
 
     def inputs(self) -> list[str]:
         """Paths this stage reads."""

@@ -16,9 +16,10 @@ from landforge.datasets.chips import (
     read_index,
     read_stats,
 )
-from landforge.errors import InputError
+from landforge.datasets.options import ChipOptions
+from landforge.errors import InputError, OptionError
 from landforge.io.raster import RasterGrid, read_raster, write_cog
-from landforge.training.toy import make_toy_scene
+from landforge.synth.toy import make_toy_scene
 
 
 @pytest.fixture(scope="module")
@@ -179,11 +180,48 @@ def test_extra_on_another_grid_is_named(scene, tmp_path):
 
 def test_bad_options_raise_input_error(scene, tmp_path):
     labels = {"footprint": scene["footprint"]}
-    with pytest.raises(InputError, match="sampler"):
-        build_chips(scene["image"], labels, tmp_path / "s", sampler="poisson")
     with pytest.raises(InputError, match="smaller than one"):
         build_chips(scene["image"], labels, tmp_path / "s", size=512)
     with pytest.raises(InputError, match="one band"):
         build_chips(scene["image"], {"x": scene["image"]}, tmp_path / "s", size=64)
-    with pytest.raises(InputError, match="valid pixels"):
-        build_chips(scene["image"], labels, tmp_path / "s", size=64, stride=200, min_valid=0.9)
+
+
+@pytest.mark.parametrize(
+    ("kw", "field", "problem"),
+    [
+        ({"sampler": "poisson"}, "parcels", "needs a parcels layer"),
+        ({"size": 0}, "size", "greater than or equal to 1"),
+        ({"stride": 0}, "stride", "greater than or equal to 1"),
+        ({"min_valid": 1.5}, "min_valid", "less than or equal to 1"),
+        ({"size": 64, "stride": 200, "min_valid": 0.9}, "min_valid", "90% valid pixels"),
+        ({"size": 64, "bands": []}, "bands", "has bands 1..3"),
+        ({"block_size": 0}, "block_size", "greater than or equal to 1"),
+        ({"labels": {}}, "labels", "at least one label"),
+        ({"labels": {"valid": "x.tif"}}, "labels", "other than image/valid"),
+        ({"colour": "red"}, "colour", "unknown field"),
+    ],
+)
+def test_bad_options_name_their_field(scene, tmp_path, kw, field, problem):
+    labels = kw.pop("labels", {"footprint": scene["footprint"]})
+    with pytest.raises(OptionError, match=problem) as err:
+        build_chips(scene["image"], labels, tmp_path / "s", **kw)
+    assert err.value.field == field
+    assert not (tmp_path / "s").exists()
+
+
+def test_options_model_and_overrides(scene, tmp_path):
+    opts = ChipOptions(size=64, split="spatial", block_size=1)
+    a = build_chips(scene["image"], {"footprint": scene["footprint"]}, tmp_path / "a", opts)
+    b = build_chips(
+        scene["image"],
+        {"footprint": scene["footprint"]},
+        tmp_path / "b",
+        {"size": 64, "split": {"train": 0.6, "val": 0.2, "test": 0.2, "block_size": 1}},
+    )
+    assert read_index(a)["split"].tolist() == read_index(b)["split"].tolist()
+    meta = json.loads((a / "meta.json").read_text())
+    assert meta["split"] == {"train": 0.6, "val": 0.2, "test": 0.2, "block_size": 1}
+    c = build_chips(
+        scene["image"], {"footprint": scene["footprint"]}, tmp_path / "c", opts, size=32
+    )
+    assert json.loads((c / "meta.json").read_text())["size"] == 32 and opts.size == 64

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from landforge.datasets.split_options import SplitOptions
 from landforge.datasets.splits import (
     assign_blocks,
     block_split,
@@ -17,7 +18,7 @@ from landforge.datasets.splits import (
     split_report,
     split_windows,
 )
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 
 CRS = "EPSG:32650"
 X0, Y0 = 500_000.0, 3_000_000.0
@@ -104,7 +105,7 @@ def test_tiles_as_blocks_and_points_outside_go_to_the_nearest_tile() -> None:
     pts = [(100, 100), (600, 100), (1200, 100), (-50, 250)]
     gdf = gpd.GeoDataFrame(geometry=[shapely.Point(X0 + x, Y0 + y) for x, y in pts], crs=CRS)
     assert feature_blocks(gdf, tiles=tiles).tolist() == ["t0", "t1", "t1", "t0"]
-    split = block_split(gdf, {"train": 0.5, "test": 0.5}, tiles=tiles)
+    split = block_split(gdf, ratios={"train": 0.5, "test": 0.5}, tiles=tiles)
     assert split.iloc[0] == split.iloc[3] != split.iloc[1] == split.iloc[2]
 
 
@@ -153,47 +154,50 @@ def test_bad_inputs_raise_input_error() -> None:
         normalise_ratios({"train": -1})
     with pytest.raises(InputError, match="positive ratio"):
         normalise_ratios({"train": 0})
-    with pytest.raises(InputError, match="strata"):
+    with pytest.raises(OptionError, match="strata_col: features has no column 'nope'"):
         block_split(gdf, strata_col="nope")
-    with pytest.raises(InputError, match="group"):
+    with pytest.raises(OptionError, match="group_col"):
         block_split(gdf, group_col="nope")
-    with pytest.raises(InputError, match="block-size"):
+    with pytest.raises(OptionError, match="block_size_m"):
         block_split(gdf, block_size_m=0)
+    with pytest.raises(OptionError, match="block_size_m"):
+        feature_blocks(gdf, block_size_m=0)
     with pytest.raises(InputError, match="CRS"):
         block_split(gpd.GeoDataFrame(geometry=[shapely.Point(0, 0)]))
 
 
-def test_cli_adds_a_split_column(tmp_path) -> None:
-    import typer
-    from typer.testing import CliRunner
+def test_ratios_from_text_or_a_mapping() -> None:
+    assert SplitOptions(ratios="a=1,b=3").ratios == {"a": 1.0, "b": 3.0}
+    assert SplitOptions(ratios="0.7,0.3").ratios == {"train": 0.7, "val": 0.3}
+    assert SplitOptions().ratios == {"train": 0.6, "val": 0.2, "test": 0.2}
+    for bad in ("0.5,b=0.5", "x", "-1", "0,0", "1,1,1,1", {"train": "many"}):
+        with pytest.raises(OptionError) as err:
+            SplitOptions.build(ratios=bad)
+        assert err.value.field == "ratios"
 
-    from landforge.cli.sampling import parse_ratios, register
 
-    app = typer.Typer()
-    register(app)
+def test_cli_adds_a_split_column(tmp_path, capsys) -> None:
+    from landforge.cli import main
+
     src = tmp_path / "features.parquet"
     city(n=600).to_parquet(src)
     out = tmp_path / "split.parquet"
     args = ["split", str(src), "--block-size-m", "200", "--strata-col", "label"]
     args += ["--group-col", "parcel_id", "--ratios", "0.7,0.3", "--out", str(out)]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
+    assert main(args) == 0
     got = gpd.read_parquet(out)
     assert set(got["split"]) == {"train", "val"} and len(got) == 600
-    assert "class:B" in result.output
-    assert parse_ratios("a=1,b=3") == {"a": 0.25, "b": 0.75}
-    with pytest.raises(InputError):
-        parse_ratios("0.5,b=0.5")
-    bad = CliRunner().invoke(app, ["split", str(src), "--ratios", "x", "--out", str(out)])
-    assert isinstance(bad.exception, InputError)
-
-
-def test_landforge_main_has_the_sampling_commands(tmp_path) -> None:
-    from landforge.cli import _COMMAND_MODULES, main
-
-    if "sampling" not in _COMMAND_MODULES:
-        pytest.skip("landforge.cli.sampling is not registered in _COMMAND_MODULES yet")
-    src = tmp_path / "features.parquet"
-    city(n=200).to_parquet(src)
+    printed = capsys.readouterr().out
+    assert "class:B" in printed and "600 features split" in printed
     assert main(["split", str(src), "--out", str(tmp_path / "split.gpkg")]) == 0
-    assert main(["split", str(src), "--ratios", "-1", "--out", str(tmp_path / "x.gpkg")]) == 2
+    for bad, flag in (
+        (["--ratios", "x"], "--ratios"),
+        (["--ratios", "-1"], "--ratios"),
+        (["--strata-col", "nope"], "--strata-col"),
+        (["--block-size-m", "0"], "--block-size-m"),
+        (["--out", str(tmp_path / "x.csv")], "--out"),
+    ):
+        capsys.readouterr()
+        assert main(["split", str(src), "--out", str(tmp_path / "e.parquet"), *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {flag}: ") and len(err.splitlines()) == 1, err

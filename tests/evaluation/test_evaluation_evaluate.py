@@ -16,11 +16,8 @@ from shapely.geometry import box
 
 import landforge.taxonomy
 from landforge.errors import InputError
-from landforge.evaluation.evaluate import (
-    evaluate_change_rasters,
-    evaluate_rasters,
-    evaluate_tables,
-)
+from landforge.evaluation.change_rasters import evaluate_change_rasters
+from landforge.evaluation.evaluate import evaluate_rasters, evaluate_tables
 from landforge.io.raster import RasterGrid, write_cog
 
 
@@ -102,7 +99,7 @@ def test_taxonomy_name_is_loaded_lazily(class_rasters, monkeypatch) -> None:
     )
     monkeypatch.setattr(landforge.taxonomy, "load_classes", lambda name: system, raising=False)
     pred, truth = class_rasters
-    m = evaluate_rasters(pred, truth, classes="rci", quiet=True)
+    m = evaluate_rasters(pred, truth, taxonomy="rci", quiet=True)
     assert m["classes"] == ["residential", "commercial", "industrial"]
     assert m["taxonomy"] == "rci" and m["ignore"] == [0]
     assert m["colors"]["industrial"] == [90, 90, 90]
@@ -162,7 +159,7 @@ def test_table_errors_name_the_file(tmp_path: Path) -> None:
     pd.DataFrame({"use": ["residential"] * 3}).to_csv(tmp_path / "a.csv", index=False)
     with pytest.raises(InputError) as err:
         evaluate_tables(tmp_path / "a.csv", tmp_path / "truth.parquet", "use", "use")
-    assert err.value.source == str(tmp_path / "a.csv") and "--key" in err.value.problem
+    assert err.value.source == str(tmp_path / "a.csv") and "key column" in err.value.problem
     with pytest.raises(InputError, match="does not exist"):
         evaluate_tables(tmp_path / "missing.csv", tmp_path / "truth.parquet", "use", "use")
 

@@ -18,6 +18,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from landforge.config import jsonable
 from landforge.evaluation.metrics import (
     ChangeConfusion,
     ConfusionMatrix,
@@ -27,7 +28,6 @@ from landforge.evaluation.metrics import (
     mean_iou,
     ovr_accuracy,
     summary_metrics,
-    to_jsonable,
 )
 
 K = 6  # values 0..5; hypothesis draws maps in which some classes are absent
@@ -160,7 +160,7 @@ def test_absent_class_conventions() -> None:
     assert math.isnan(cm.iou()[2])
     _close(cm.miou("present"), (1 / 2 + 2 / 3) / 2)
     _close(cm.miou("all"), (1 / 2 + 2 / 3 + 0) / 3)
-    doc = json.dumps(to_jsonable(cm.summary()), allow_nan=False)
+    doc = json.dumps(jsonable(cm.summary()), allow_nan=False)
     assert json.loads(doc)["per_class"]["2"]["iou"] is None
 
 

@@ -56,10 +56,12 @@ def test_length_matches_geometry(angle, px):
     n = 200
     c = n * px / 2
     r = 0.4 * n * px
-    line = LineString([
-        (c - r * math.cos(angle), c - r * math.sin(angle)),
-        (c + r * math.cos(angle), c + r * math.sin(angle)),
-    ])
+    line = LineString(
+        [
+            (c - r * math.cos(angle), c - r * math.sin(angle)),
+            (c + r * math.cos(angle), c + r * math.sin(angle)),
+        ]
+    )
     transform = Affine(px, 0, 0, 0, -px, n * px)
     raster = rasterize_lines([line], transform, (n, n))
     assert centreline_length(raster, (px, px)) == pytest.approx(line.length, rel=0.06)
@@ -111,11 +113,19 @@ def test_evaluate_roads_cli(shared_data, tmp_path, capsys):
 
     src = shared_data / "spacenet_samples"
     out = tmp_path / "roads.json"
-    code = main([
-        "evaluate-roads", "--pred", str(src / "sample_road_raster_mask.tif"),
-        "--lines", str(src / "sample_roads_for_masking.geojson"),
-        "--truth-mask", str(src / "sample_road_raster_mask.tif"), "--out", str(out),
-    ])
+    code = main(
+        [
+            "evaluate-roads",
+            "--pred",
+            str(src / "sample_road_raster_mask.tif"),
+            "--lines",
+            str(src / "sample_roads_for_masking.geojson"),
+            "--truth-mask",
+            str(src / "sample_road_raster_mask.tif"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     m = json.loads(out.read_text())
     assert m["completeness"] > 0.95 and m["pixel_iou"] == 1.0

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-import typer
 from pyproj import Transformer
 
 from landforge import cli
-from landforge.errors import InputError
+from landforge.errors import OptionError
+from landforge.features.options import ParcelFeatureOptions, PoiEmbedOptions
 from landforge.features.parcel_features import parcel_poi_features
 from landforge.features.poi_embed import POIEmbedder, poi_graph, random_walks
 
@@ -102,8 +102,34 @@ def test_embeddings_round_trip_through_parquet(fitted, tmp_path) -> None:
 
 
 def test_fit_names_a_missing_category_column(quarters) -> None:
-    with pytest.raises(InputError, match="no column 'kind'"):
+    with pytest.raises(OptionError, match="no column 'kind'") as info:
         POIEmbedder(**SMALL).fit(quarters, "kind")
+    assert info.value.field == "category_col"
+
+
+def test_options_object_keywords_and_attributes(quarters, fitted) -> None:
+    opts = PoiEmbedOptions(seed=0, **SMALL)
+    model = POIEmbedder(opts)
+    assert (
+        model.dim == 8 and model.graph == "delaunay" and model.get_params() == fitted.get_params()
+    )
+    assert "category_col" not in model.get_params()  # not stored with the vectors
+    assert POIEmbedder(opts, dim=4).dim == 4  # keywords override the options
+    renamed = quarters.rename(columns={"category": "kind"})
+    again = POIEmbedder(opts, category_col="kind").fit(renamed)  # the option's column
+    np.testing.assert_array_equal(again.embeddings_.to_numpy(), fitted.embeddings_.to_numpy())
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [({"dim": 0}, "dim"), ({"graph": "grid"}, "graph"), ({"max_dist_m": 0}, "max_dist_m")],
+)
+def test_a_bad_option_fails_at_construction(bad, field) -> None:
+    with pytest.raises(OptionError) as info:
+        POIEmbedder(**bad)
+    assert info.value.field == field
+    with pytest.raises(OptionError, match="unknown POI graph"):
+        poi_graph(np.zeros((3, 2)), "grid")
 
 
 # --- parcel features ------------------------------------------------------------------
@@ -162,19 +188,24 @@ def test_features_without_embeddings_are_counts_only(tiny) -> None:
     assert not any(c.startswith("emb_") for c in f.columns)
 
 
+def test_feature_options_categories_idf_and_column(tiny) -> None:
+    parcels, pois, emb = tiny
+    fixed = parcel_poi_features(parcels, pois, emb, ParcelFeatureOptions(categories=["b", "c"]))
+    assert [c for c in fixed.columns if c.startswith("n_")] == ["n_pois", "n_b", "n_c"]
+    # the same through keywords, a text list as on the CLI
+    again = parcel_poi_features(parcels, pois, emb, categories="b,c")
+    pd.testing.assert_frame_equal(fixed, again)
+    flat = parcel_poi_features(parcels, pois, emb, idf={"a": 1.0, "b": 1.0})
+    np.testing.assert_allclose(flat.loc[0, ["emb_tfidf_0", "emb_tfidf_1"]], [2 / 3, 1 / 3])
+    with pytest.raises(OptionError, match="no column 'kind'") as info:
+        parcel_poi_features(parcels, pois, emb, category_col="kind")
+    assert info.value.field == "category_col"
+    with pytest.raises(OptionError, match="duplicate") as info:
+        parcel_poi_features(parcels, pois, emb, categories=["a", "a"])
+    assert info.value.field == "categories"
+
+
 # --- CLI ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def app(monkeypatch):
-    """The root app with parcels + poi_embed registered (as after `_COMMAND_MODULES`)."""
-    from landforge.cli import parcels, poi_embed
-
-    fresh = typer.Typer(pretty_exceptions_enable=False)
-    parcels.register(fresh)
-    poi_embed.register(fresh)
-    monkeypatch.setattr(cli, "app", fresh)
-    return fresh
 
 
 @pytest.fixture
@@ -196,7 +227,7 @@ def files(tmp_path, quarters):
     return poi, parcels
 
 
-def test_cli_embeds_then_builds_parcel_features(app, files, tmp_path, capsys) -> None:
+def test_cli_embeds_then_builds_parcel_features(files, tmp_path, capsys) -> None:
     poi, parcels = files
     emb = tmp_path / "emb.parquet"
     args = ["poi-embed", "--poi", str(poi), "--category-col", "kind", "--dim", "4"]
@@ -214,7 +245,7 @@ def test_cli_embeds_then_builds_parcel_features(app, files, tmp_path, capsys) ->
     assert "3 parcels" in capsys.readouterr().out
 
 
-def test_cli_missing_category_column_is_one_line_exit_2(app, files, tmp_path, capsys) -> None:
+def test_cli_missing_category_column_is_one_line_exit_2(files, tmp_path, capsys) -> None:
     poi, _ = files
     code = cli.main(["poi-embed", "--poi", str(poi), "--out", str(tmp_path / "e.parquet")])
     err = capsys.readouterr().err.strip()
@@ -222,7 +253,7 @@ def test_cli_missing_category_column_is_one_line_exit_2(app, files, tmp_path, ca
     assert "no category column 'category'" in err
 
 
-def test_cli_missing_embeddings_file_is_one_line_exit_2(app, files, tmp_path, capsys) -> None:
+def test_cli_missing_embeddings_file_is_one_line_exit_2(files, tmp_path, capsys) -> None:
     poi, parcels = files
     code = cli.main(
         ["parcels", "features", str(parcels), "--poi", str(poi), "--category-col", "kind",

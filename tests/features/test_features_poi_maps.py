@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import CRS, Transformer
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
+from landforge.features.options import PoiMapOptions
 from landforge.features.poi_distance import haversine_m, nearest_distance_windows
 from landforge.features.poi_maps import (
     EARTH_RADIUS_M,
@@ -88,7 +89,7 @@ def test_maps_match_brute_force_haversine_on_a_utm_grid() -> None:
     xy = rng.uniform([499900, 2999900], [500400, 3000270], size=(60, 2))
     cats = rng.choice(["a", "b"], size=60)
     dmax = {"a": 80.0, "b": 150.0}
-    maps = poi_probability_maps(pois_at(xy, cats), grid, dmax)
+    maps = poi_probability_maps(pois_at(xy, cats), grid, dmax=dmax)
     assert maps.dtype == np.float32 and maps.shape == (2, 23, 37)
     expected = reference_maps(grid, pois_at(xy, cats), dmax)
     for band, d in enumerate(dmax.values()):
@@ -182,20 +183,22 @@ def test_tiny_windows_give_the_one_window_result() -> None:
     xy = rng.uniform([499900, 2999900], [500220, 3000170], size=(40, 2))
     pois = pois_at(xy, rng.choice(["a", "b"], size=40))
     dmax = {"a": 60.0, "b": 200.0}
-    whole = poi_probability_maps(pois, grid, dmax, tile=128, block_pixels=1 << 20)
+    whole = poi_probability_maps(pois, grid, dmax=dmax, tile=128, block_pixels=1 << 20)
     for tile, block in [(1, 1), (3, 7), (16, 40), (64, 64)]:
-        tiny = poi_probability_maps(pois, grid, dmax, tile=tile, block_pixels=block)
+        tiny = poi_probability_maps(pois, grid, dmax=dmax, tile=tile, block_pixels=block)
         # the PROJ lattice follows the tile, so only the 1e-4 m exactness is shared
         assert np.abs(tiny - whole).max() * 200 < 2 * EXACT_PROJECTED_M + 1e-4
-    threaded = poi_probability_maps(pois, grid, dmax, tile=16, block_pixels=40, workers=2)
+    threaded = poi_probability_maps(pois, grid, dmax=dmax, tile=16, block_pixels=40, workers=2)
     np.testing.assert_array_equal(
-        threaded, poi_probability_maps(pois, grid, dmax, tile=16, block_pixels=40)
+        threaded, poi_probability_maps(pois, grid, dmax=dmax, tile=16, block_pixels=40)
     )
 
 
 def test_pixels_beyond_dmax_are_zero_and_a_poi_pixel_is_one() -> None:
     grid = RasterGrid.from_bounds(500000, 3000000, 500100, 3000100, 10, UTM)
-    maps = poi_probability_maps(pois_at(np.array([[500005.0, 3000095.0]]), ["a"]), grid, {"a": 50})
+    maps = poi_probability_maps(
+        pois_at(np.array([[500005.0, 3000095.0]]), ["a"]), grid, dmax={"a": 50}
+    )
     assert maps[0, 0, 0] == pytest.approx(1.0, abs=1e-6)
     assert maps[0, -1, -1] == 0 and maps[0, 6:, 6:].max() == 0
 
@@ -203,28 +206,28 @@ def test_pixels_beyond_dmax_are_zero_and_a_poi_pixel_is_one() -> None:
 def test_pois_outside_the_grid_count_within_dmax() -> None:
     grid = RasterGrid.from_bounds(500000, 3000000, 500100, 3000100, 10, UTM)
     near = np.array([[499950.0, 3000055.0]])  # 50 m left of the grid
-    maps = poi_probability_maps(pois_at(near, ["a"]), grid, {"a": 100.0})
+    maps = poi_probability_maps(pois_at(near, ["a"]), grid, dmax={"a": 100.0})
     assert maps[0, 4, 0] == pytest.approx(1 - 55 / 100, abs=1e-3)  # row 4: centre (5, 55)
     assert maps[0, :, -1].max() == 0  # right column is > 100 m away
     far = np.array([[499850.0, 3000055.0]])
-    assert poi_probability_maps(pois_at(far, ["a"]), grid, {"a": 100.0}).max() == 0
+    assert poi_probability_maps(pois_at(far, ["a"]), grid, dmax={"a": 100.0}).max() == 0
 
 
 def test_a_class_without_pois_is_zeros_with_a_warning() -> None:
     grid = RasterGrid.from_bounds(500000, 3000000, 500100, 3000100, 10, UTM)
     pois = pois_at(np.array([[500050.0, 3000050.0]]), ["a"])
     with pytest.warns(UserWarning, match="no POI of class 'b'"):
-        maps = poi_probability_maps(pois, grid, {"a": 100.0, "b": 100.0})
+        maps = poi_probability_maps(pois, grid, dmax={"a": 100.0, "b": 100.0})
     assert maps[1].max() == 0 and maps[0].max() > 0.9
     with pytest.warns(UserWarning, match="no POI of class 'c'"):
-        assert poi_probability_maps(pois, grid, {"c": 100.0}).max() == 0
+        assert poi_probability_maps(pois, grid, dmax={"c": 100.0}).max() == 0
 
 
 def test_pois_in_lonlat_on_a_projected_grid() -> None:
     grid = RasterGrid.from_bounds(500000, 3000000, 500200, 3000200, 10, UTM)
     xy = np.array([[500033.0, 3000077.0], [500180.0, 3000020.0]])
     lonlat = pois_at(xy, ["a", "a"]).to_crs(4326)
-    maps = poi_probability_maps(lonlat, grid, {"a": 120.0})
+    maps = poi_probability_maps(lonlat, grid, dmax={"a": 120.0})
     expected = reference_maps(grid, pois_at(xy, ["a", "a"]), {"a": 120.0})
     assert np.abs(maps - expected).max() < 1e-5
 
@@ -233,7 +236,7 @@ def test_geographic_grid_uses_great_circle_distance() -> None:
     rng = np.random.default_rng(3)
     grid = RasterGrid.from_bounds(24.93, 60.16, 24.96, 60.18, 0.001, "EPSG:4326")
     lonlat = rng.uniform([24.92, 60.155], [24.97, 60.185], size=(25, 2))
-    maps = poi_probability_maps(pois_at(lonlat, ["a"] * 25, crs=4326), grid, {"a": 400.0})
+    maps = poi_probability_maps(pois_at(lonlat, ["a"] * 25, crs=4326), grid, dmax={"a": 400.0})
     xs, ys = grid.pixel_centres()
     px, py = np.meshgrid(xs, ys)
     d = haversine(px[..., None], py[..., None], lonlat[:, 0], lonlat[:, 1]).min(axis=-1)
@@ -298,9 +301,14 @@ def test_classes_by_name_or_code_through_a_mapping(rci_mapping) -> None:
     xy = np.array([[10.0, 10.0], [90.0, 90.0], [50.0, 50.0]])
     pois = pois_at(xy, ["residence_lodging", "catering", "enterprises_companies"])
     by_name = poi_probability_maps(
-        pois, grid, {"residential": 100, "commercial": 100, "industrial": 300}, mapping=rci_mapping
+        pois,
+        grid,
+        dmax={"residential": 100, "commercial": 100, "industrial": 300},
+        mapping=rci_mapping,
     )
-    by_code = poi_probability_maps(pois, grid, {"R": 100, "C": 100, "I": 300}, mapping=rci_mapping)
+    by_code = poi_probability_maps(
+        pois, grid, dmax={"R": 100, "C": 100, "I": 300}, mapping=rci_mapping
+    )
     np.testing.assert_array_equal(by_name, by_code)
     expected = reference_maps(grid, pois_at(xy, ["r", "c", "i"]), {"r": 100, "c": 100, "i": 300})
     np.testing.assert_allclose(by_name, expected, atol=1e-5)
@@ -310,7 +318,7 @@ def test_classes_by_name_or_code_through_a_mapping(rci_mapping) -> None:
 
 def test_write_poi_maps_names_the_bands(tmp_path) -> None:
     grid = RasterGrid.from_bounds(0, 0, 100, 100, 10, UTM)
-    maps = poi_probability_maps(pois_at(np.array([[50.0, 50.0]]), ["a"]), grid, {"a": 50.0})
+    maps = poi_probability_maps(pois_at(np.array([[50.0, 50.0]]), ["a"]), grid, dmax={"a": 50.0})
     path = write_poi_maps(
         tmp_path / "poi.tif",
         np.concatenate([maps, maps]),
@@ -338,17 +346,55 @@ def test_parse_dmax() -> None:
         ("r=-3", "must be > 0"),
         ("r=1,r=2", "given twice"),
     ]:
-        with pytest.raises(InputError, match=message):
+        with pytest.raises(OptionError, match=message) as info:
             parse_dmax(bad)
+        assert info.value.field == "dmax"
+        # the options model parses a dmax text the same way
+        with pytest.raises(OptionError, match=message) as info:
+            PoiMapOptions.build(dmax=bad)
+        assert info.value.field == "dmax"
+
+
+def test_options_take_dmax_as_text_or_mapping() -> None:
+    text = PoiMapOptions.build(dmax="residential=300,industrial=800")
+    assert text == PoiMapOptions(dmax={"residential": 300, "industrial": 800.0})
+    assert list(text.dmax) == ["residential", "industrial"]  # the band order
+    with pytest.raises(OptionError, match="must be > 0") as info:
+        PoiMapOptions.build(dmax={"residential": 0})
+    assert info.value.field == "dmax"
+    with pytest.raises(OptionError) as info:
+        PoiMapOptions.build(dmax={"a": 1}, tile=0)
+    assert info.value.field == "tile"
+
+
+def test_options_object_and_keywords_give_the_same_maps() -> None:
+    grid = RasterGrid.from_bounds(0, 0, 100, 100, 10, UTM)
+    pois = pois_at(np.array([[50.0, 50.0], [10.0, 80.0]]), ["a", "b"])
+    opts = PoiMapOptions(dmax={"a": 60, "b": 40}, tile=4)
+    np.testing.assert_array_equal(
+        poi_probability_maps(pois, grid, opts),
+        poi_probability_maps(pois, grid, dmax="a=60,b=40", tile=4),
+    )
+    # keywords override the options object
+    assert poi_probability_maps(pois, grid, opts, dmax={"b": 40}).shape == (1, 10, 10)
+
+
+def test_an_unknown_taxonomy_names_the_option() -> None:
+    grid = RasterGrid.from_bounds(0, 0, 100, 100, 10, UTM)
+    pois = pois_at(np.array([[50.0, 50.0]]), ["a"])
+    with pytest.raises(OptionError, match="no_such_taxonomy") as info:
+        poi_probability_maps(pois, grid, dmax={"a": 10}, taxonomy="no_such_taxonomy")
+    assert info.value.field == "taxonomy"
 
 
 def test_missing_category_column_or_crs() -> None:
     grid = RasterGrid.from_bounds(0, 0, 100, 100, 10, UTM)
     pois = pois_at(np.array([[50.0, 50.0]]), ["a"])
-    with pytest.raises(InputError, match="no category column 'kind'"):
-        poi_probability_maps(pois, grid, {"a": 10}, category_col="kind")
+    with pytest.raises(OptionError, match="no category column 'kind'") as info:
+        poi_probability_maps(pois, grid, dmax={"a": 10}, category_col="kind")
+    assert info.value.field == "category_col"
     with pytest.raises(InputError, match="no CRS"):
-        poi_probability_maps(pois.set_crs(None, allow_override=True), grid, {"a": 10})
+        poi_probability_maps(pois.set_crs(None, allow_override=True), grid, dmax={"a": 10})
 
 
 def test_a_rotated_grid_is_measured_at_its_true_pixel_centres() -> None:
@@ -395,9 +441,9 @@ def test_streamed_cog_equals_in_memory_maps(tmp_path, block_pixels):
         crs=32650,
     )
     dmax = {"a": 80.0, "b": 40.0}
-    maps = poi_probability_maps(pois, grid, dmax, block_pixels=block_pixels)
+    maps = poi_probability_maps(pois, grid, dmax=dmax, block_pixels=block_pixels)
     out = write_poi_probability_maps(
-        tmp_path / "p.tif", pois, grid, dmax, block_pixels=block_pixels
+        tmp_path / "p.tif", pois, grid, dmax=dmax, block_pixels=block_pixels
     )
     with rasterio.open(out) as src:
         np.testing.assert_array_equal(src.read(), maps)
@@ -405,6 +451,6 @@ def test_streamed_cog_equals_in_memory_maps(tmp_path, block_pixels):
     assert [p.name for p in tmp_path.iterdir()] == ["p.tif"]  # no staging file left
     empty = pois.iloc[:0]
     with pytest.warns(UserWarning, match="all zeros"):
-        zero = write_poi_probability_maps(tmp_path / "z.tif", empty, grid, dmax)
+        zero = write_poi_probability_maps(tmp_path / "z.tif", empty, grid, dmax=dmax)
     with rasterio.open(zero) as src:
         assert not src.read().any()

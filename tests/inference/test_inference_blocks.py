@@ -12,10 +12,11 @@ import torch
 from affine import Affine
 from inference_helpers import TinyFCN, grid_for, make_card, write_image
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.inference import blocks as B
 from landforge.inference import predictor
-from landforge.inference.predictor import model_probabilities, predict_raster
+from landforge.inference.forward import model_probabilities
+from landforge.inference.predictor import predict_raster
 from landforge.io.raster import RasterGrid, write_cog
 from landforge.models.checkpoint import load_checkpoint, save_checkpoint
 
@@ -98,7 +99,7 @@ def test_resume_after_a_failure_is_bit_identical(tmp_path: Path) -> None:
     assert not parts.exists()
 
 
-def test_resume_ignores_blocks_of_another_model_and_plain_runs_discard_parts(
+def test_resume_ignores_blocks_of_another_model_and_resume_off_discards_parts(
     tmp_path: Path,
 ) -> None:
     ckpt = _checkpoint(tmp_path)
@@ -118,7 +119,7 @@ def test_resume_ignores_blocks_of_another_model_and_plain_runs_discard_parts(
     with pytest.raises(_Boom):
         _run(ckpt, image, tmp_path, on_block=fail_first)
     with pytest.warns(UserWarning, match="discarding 1 finished block"):
-        summary = _run(ckpt, image, tmp_path)
+        summary = _run(ckpt, image, tmp_path, resume=False)
     assert summary["blocks_reused"] == 0
 
 
@@ -129,7 +130,7 @@ def test_dask_run_equals_in_process_run_and_loads_the_model_once(tmp_path: Path,
     (tmp_path / "b").mkdir()
     one = _run(ckpt, image, tmp_path / "a")
     loads = B._LOADS[0]
-    two = _run(ckpt, image, tmp_path / "b", scheduler=client)
+    two = _run(ckpt, image, tmp_path / "b", client=client)
     assert B._LOADS[0] - loads <= 1  # cached per process (both threads share one here)
     assert two["blocks"] > 4
     _same_outputs(tmp_path / "a", tmp_path / "b", exact_probs=False)
@@ -151,7 +152,7 @@ def test_resume_on_dask_after_an_in_process_failure(tmp_path: Path, client) -> N
 
     with pytest.raises(_Boom):
         _run(pair, image, tmp_path, on_block=fail)
-    summary = _run(pair, image, tmp_path, resume=True, scheduler=client)
+    summary = _run(pair, image, tmp_path, resume=True, client=client)
     assert summary["blocks_reused"] == 2
     _same_outputs(tmp_path / "a", tmp_path, exact_probs=False)
 
@@ -161,7 +162,7 @@ def test_a_dead_scheduler_is_a_quick_input_error(tmp_path: Path, monkeypatch) ->
     ckpt = _checkpoint(tmp_path)
     image = write_image(tmp_path / "image.tif", 40, 40)
     t0 = time.perf_counter()
-    with pytest.raises(InputError, match=r"--scheduler: no Dask scheduler answers"):
+    with pytest.raises(OptionError, match=r"^scheduler: no Dask scheduler answers"):
         _run(ckpt, image, tmp_path, scheduler="tcp://127.0.0.1:9")
     assert time.perf_counter() - t0 < 10
     assert not (tmp_path / "map.tif").exists() and not (tmp_path / "map.tif.parts").exists()

@@ -45,7 +45,10 @@ def test_majority_class_and_fractions_equal_brute_force(tmp_path: Path) -> None:
     parcels = _parcels(grid)
     names = {1: "residential", 2: "commercial", 3: "industrial"}
 
-    got = assign_parcels(parcels, tmp_path / "map.tif", names, tmp_path / "probs.tif", block=16)
+    got = assign_parcels(
+        parcels, tmp_path / "map.tif", class_names=names, probs_path=tmp_path / "probs.tif",
+        block=16,
+    )  # fmt: skip
     maxp = probs.max(axis=0)
     for i, geom in enumerate(parcels.geometry):
         inside = geometry_mask([geom], (70, 90), grid.transform, invert=True)
@@ -66,7 +69,7 @@ def test_majority_class_and_fractions_equal_brute_force(tmp_path: Path) -> None:
     assert got["class_value"].isna().sum() >= 1  # the tiny parcel
 
     # without probabilities the confidence is the majority fraction
-    plain = assign_parcels(parcels, tmp_path / "map.tif", names)
+    plain = assign_parcels(parcels, tmp_path / "map.tif", class_names=names)
     has = plain["n_pixels"] > 0
     np.testing.assert_allclose(
         plain.loc[has, "confidence"],

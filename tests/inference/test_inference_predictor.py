@@ -12,7 +12,8 @@ from inference_helpers import TinyFCN, grid_for, make_card, symmetrise, write_im
 
 from landforge.cli import main
 from landforge.errors import InputError
-from landforge.inference.predictor import model_probabilities, predict_raster
+from landforge.inference.forward import model_probabilities
+from landforge.inference.predictor import predict_raster
 from landforge.io.raster import write_cog
 from landforge.models.checkpoint import load_checkpoint, save_checkpoint
 
@@ -225,7 +226,8 @@ def test_cli_predict_with_extra_raster(tmp_path: Path, capsys) -> None:
             "flips",
             "--probs",
             str(tmp_path / "p.tif"),
-            "--probs-uint8",
+            "--probs-dtype",
+            "uint8",
         ]
     )
     assert code == 0, capsys.readouterr().err

@@ -20,8 +20,8 @@ from landforge.inference.predictor import predict_raster
 from landforge.io.raster import RasterGrid, write_cog
 from landforge.models import ModelCard, available, build, load_checkpoint, save_checkpoint
 from landforge.models.hrnet_ocr import HRNetSegmenter, OCRHead, object_region_features
-from landforge.training.config import HeadConfig, load_train_config
 from landforge.training.module import SegmentationTask
+from landforge.training.options import HeadConfig, load_train_config
 
 torch.set_num_threads(1)
 

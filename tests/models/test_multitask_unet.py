@@ -19,7 +19,7 @@ def n_params(model: torch.nn.Module) -> int:
 
 def test_registered_and_resnet34_has_about_24m_parameters():
     assert "multitask_unet" in available()
-    model = build("multitask_unet", in_channels=3, use_classes=3)
+    model = build("multitask_unet", in_channels=3, classes=3)
     assert isinstance(model, MultiTaskUNet)
     # smp's resnet34 U-Net has 24.4 M parameters; the second head adds a few hundred.
     assert 24.0e6 < n_params(model) < 24.8e6
@@ -27,7 +27,7 @@ def test_registered_and_resnet34_has_about_24m_parameters():
 
 @pytest.mark.parametrize("in_channels", [3, 6, 7])
 def test_output_shapes_for_any_band_count(in_channels):
-    model = build("multitask_unet", in_channels=in_channels, use_classes=4, encoder="resnet18")
+    model = build("multitask_unet", in_channels=in_channels, classes=4, encoder="resnet18")
     model.eval()
     with torch.no_grad():
         out = model(torch.randn(2, in_channels, 64, 64))

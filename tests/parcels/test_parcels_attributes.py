@@ -11,7 +11,7 @@ import shapely
 from parcel_helpers import CRS, X0, Y0, box, road_grid
 
 from landforge.cli import main
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.parcels.generate import ParcelConfig, estimate_centre, generate_parcels
 from landforge.synth import make_city
 
@@ -41,7 +41,7 @@ def test_parcels_get_the_district_holding_them(city) -> None:
     roads = gpd.read_file(city.path("roads.gpkg"))
     boundary = gpd.read_file(city.path("boundary.gpkg"))
     districts = gpd.read_file(city.path("districts.gpkg"))
-    parcels = generate_parcels(roads, boundary, ParcelConfig(districts=districts.to_crs(4326)))
+    parcels = generate_parcels(roads, boundary, districts=districts.to_crs(4326))
     assert parcels["district_id"].notna().all()
     assert set(parcels["district_id"]) <= set(districts["district_id"])
     # each parcel's representative point lies in the district it was given
@@ -58,14 +58,14 @@ def test_district_ids_fall_back_to_row_number_and_nearest_district() -> None:
     west = shapely.box(X0 - 100, Y0 - 100, X0 + 100, Y0 + 400)
     east = shapely.box(X0 + 200, Y0 - 100, X0 + 400, Y0 + 400)
     districts = gpd.GeoDataFrame({"name": ["w", "e"]}, geometry=[west, east], crs=CRS)
-    parcels = generate_parcels(roads, box(0, 0, 300, 300), ParcelConfig(districts=districts))
+    parcels = generate_parcels(roads, box(0, 0, 300, 300), districts=districts)
     x = shapely.get_x(shapely.centroid(parcels.geometry.values)) - X0
     assert (parcels["district_id"][x < 100] == 1).all()
     assert (parcels["district_id"][x > 200] == 2).all()
     middle = parcels["district_id"][(x > 100) & (x < 200)]
     assert len(middle) == 3 and middle.isin([1, 2]).all()  # the nearest of the two
     named = generate_parcels(
-        roads, box(0, 0, 300, 300), ParcelConfig(districts=districts, district_col="name")
+        roads, box(0, 0, 300, 300), ParcelConfig(district_col="name"), districts=districts
     )
     assert set(named["district_id"]) == {"w", "e"}
 
@@ -119,10 +119,18 @@ def test_given_centre_and_bad_settings() -> None:
     roads = road_grid([0, 100, 200], [0, 100, 200])
     parcels = generate_parcels(roads, None, ParcelConfig(centre=(X0, Y0)))
     assert parcels.attrs == {"centre": (X0, Y0), "centre_method": "given"}
-    with pytest.raises(InputError):
-        generate_parcels(roads, None, ParcelConfig(centre_method="median"))
+    with pytest.raises(OptionError, match="centre_method"):
+        generate_parcels(roads, None, centre_method="median")
+    with pytest.raises(OptionError, match="centre"):
+        generate_parcels(roads, None, centre="1,2,3")
+    with pytest.raises(OptionError, match="centre_bandwidth_m"):
+        estimate_centre(roads, bandwidth_m=0)
     with pytest.raises(InputError):
         estimate_centre(roads.iloc[:0])
+    # the centre in another CRS, given as text (as the CLI and a pipeline give it)
+    lonlat = gpd.GeoSeries([shapely.Point(X0, Y0)], crs=CRS).to_crs(4326).iloc[0]
+    given = generate_parcels(roads, None, centre=f"{lonlat.x},{lonlat.y}", centre_crs="4326")
+    assert given.attrs["centre"] == pytest.approx((X0, Y0))
 
 
 def test_cli_districts_centre_and_poi(city, tmp_path, capsys) -> None:

@@ -113,8 +113,12 @@ def test_label_command(inputs, tmp_path) -> None:
             ["parcels", "generate", "--roads", "nowhere.gpkg", "--out", "p.parquet"],
             "nowhere.gpkg: vector file does not exist",
         ),
-        (["parcels", "generate", "--out", "p.parquet"], "give exactly one of --roads"),
+        (["parcels", "generate", "--out", "p.parquet"], "--roads: give exactly one of roads"),
+        (["parcels", "generate", "--roads", "ROADS", "--out", "p.txt"], "--out: "),
         (["parcels", "generate", "--roads", "ROADS", "--out", "p.txt"], "use a .parquet"),
+        (["parcels", "--roads", "ROADS", "--clean-m", "-1"], "--clean-m: "),
+        (["parcels", "--roads", "ROADS", "--centre-method", "x"], "--centre-method: "),
+        (["parcels", "--roads", "ROADS", "--centre-crs", "nowhere"], "--centre-crs: unknown CRS"),
         (
             [
                 "parcels",

@@ -112,7 +112,7 @@ def test_input_in_lonlat_gives_parcels_in_utm() -> None:
 def test_explicit_crs_and_projected_input_kept() -> None:
     roads = road_grid([0, 100, 200], [0, 100, 200])
     assert generate_parcels(roads).crs == CRS  # projected input: kept
-    other = generate_parcels(roads, cfg=ParcelConfig(crs="EPSG:3857"))
+    other = generate_parcels(roads, opts=ParcelConfig(crs="EPSG:3857"))
     assert other.crs.to_epsg() == 3857
 
 
@@ -164,7 +164,7 @@ def test_highway_column_is_the_fallback_class_and_tunnels_do_not_cut() -> None:
     roads["tunnel"] = [None, "yes", None, None, None]  # the middle road is underground
     parcels = generate_parcels(roads, box(0, 0, 200, 200))
     assert len(parcels) == 1
-    with_tunnels = generate_parcels(roads, box(0, 0, 200, 200), ParcelConfig(exclude_tunnels=False))
+    with_tunnels = generate_parcels(roads, box(0, 0, 200, 200), ParcelConfig(keep_tunnels=True))
     assert len(with_tunnels) == 2
 
 

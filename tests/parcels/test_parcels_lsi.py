@@ -191,7 +191,7 @@ def raster_and_regions(tmp_path):
 def test_design_samples_from_a_raster_and_region_polygons(raster_and_regions) -> None:
     path, arr, regions, transform = raster_and_regions
     sites, allocation = design_samples(
-        path, regions.to_crs(4326), 200, 100.0, region_col="name", seed=1
+        path, regions.to_crs(4326), n=200, unit_size_m=100.0, region_col="name", seed=1
     )
     assert len(sites) == 200 and sites.crs.to_string() == CRS
     assert set(allocation["region"]) == {"west", "east"}

@@ -10,28 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from parcel_helpers import CRS, X0, Y0
 
-from landforge.cli.sampling import register
-from landforge.errors import InputError
+from landforge.cli import main
+from landforge.errors import InputError, OptionError
+from landforge.parcels.options import PatchOptions
 from landforge.parcels.poisson import patch_squares, poisson_disk, poisson_patches
 
 TOL = 1e-6
-
-
-def main(args: list[str]) -> int:
-    """Run ``landforge`` with the sampling commands, as ``landforge.cli.main`` would."""
-    import typer
-    from typer.testing import CliRunner
-
-    app = typer.Typer()
-    register(app)
-    result = CliRunner().invoke(app, args)
-    if isinstance(result.exception, InputError):
-        print(f"error: {result.exception.line()}")
-        return 2
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    print(result.output)
-    return result.exit_code
 
 
 def layer(*geoms, ids=None):
@@ -66,7 +50,7 @@ def check_patches(parcels, patches, size, radius, min_inside):
 
 def test_rectangular_parcel_is_filled_with_whole_patches() -> None:
     parcels = layer(shapely.box(0, 0, 1000, 600))
-    patches = poisson_patches(parcels, 100)
+    patches = poisson_patches(parcels, patch_size_m=100)
     check_patches(parcels, patches, 100, 100, 1.0)
     assert not patches["fallback"].any()
     # a maximal Poisson-disk set: about 0.5-0.7 points per r^2 of the eroded area
@@ -79,7 +63,7 @@ def test_concave_parcel_with_a_hole_keeps_patches_out_of_the_hole() -> None:
     ring = shapely.Point(0, 0).buffer(900).difference(shapely.Point(0, 0).buffer(400))
     ell = shapely.Polygon([(0, 0), (900, 0), (900, 300), (300, 300), (300, 900), (0, 900)])
     parcels = layer(ring, ell)
-    patches = poisson_patches(parcels, 120, radius_m=150, seed=3)
+    patches = poisson_patches(parcels, patch_size_m=120, radius_m=150, seed=3)
     check_patches(parcels, patches, 120, 150, 1.0)
     hole = shapely.affinity.translate(shapely.Point(0, 0).buffer(400), X0, Y0)
     ring_squares = patch_squares(patches[patches["parcel_id"] == 1], 120)
@@ -88,7 +72,7 @@ def test_concave_parcel_with_a_hole_keeps_patches_out_of_the_hole() -> None:
 
 def test_a_parcel_too_small_for_a_patch_gets_one_at_its_pole() -> None:
     parcels = layer(shapely.box(0, 0, 50, 40), shapely.box(0, 0, 400, 400))
-    patches = poisson_patches(parcels, 100)
+    patches = poisson_patches(parcels, patch_size_m=100)
     small = patches[patches["parcel_id"] == 1]
     assert len(small) == 1 and bool(small["fallback"].iloc[0])
     assert parcels.geometry.iloc[0].contains(small.geometry.iloc[0])
@@ -99,9 +83,9 @@ def test_a_parcel_too_small_for_a_patch_gets_one_at_its_pole() -> None:
 def test_min_inside_lets_patches_reach_over_the_edge() -> None:
     # a 95 m wide strip holds no whole 100 m patch, but many patches 90 % inside
     parcels = layer(shapely.box(0, 0, 2000, 95))
-    whole = poisson_patches(parcels, 100)
+    whole = poisson_patches(parcels, patch_size_m=100)
     assert whole["fallback"].all() and len(whole) == 1
-    partial = poisson_patches(parcels, 100, min_inside=0.9)
+    partial = poisson_patches(parcels, patch_size_m=100, min_inside=0.9)
     assert not partial["fallback"].any() and len(partial) >= 10
     check_patches(parcels, partial, 100, 100, 0.9)
 
@@ -109,22 +93,22 @@ def test_min_inside_lets_patches_reach_over_the_edge() -> None:
 def test_count_grows_with_area_and_max_per_parcel_caps_it() -> None:
     sides = [150, 300, 600, 1200]
     parcels = layer(*[shapely.box(0, 0, s, s) for s in sides])
-    counts = poisson_patches(parcels, 100).groupby("parcel_id").size().tolist()
+    counts = poisson_patches(parcels, patch_size_m=100).groupby("parcel_id").size().tolist()
     assert counts == sorted(counts) and counts[0] >= 1 and counts[-1] > 3 * counts[1]
-    capped = poisson_patches(parcels, 100, max_per_parcel=5)
+    capped = poisson_patches(parcels, patch_size_m=100, max_per_parcel=5)
     assert capped.groupby("parcel_id").size().max() == 5
     check_patches(parcels, capped, 100, 100, 1.0)
 
 
 def test_same_seed_same_patches_and_parcels_do_not_affect_each_other() -> None:
     a, b = shapely.box(0, 0, 800, 500), shapely.box(2000, 0, 2600, 900)
-    first = poisson_patches(layer(a, b), 80, seed=7)
-    again = poisson_patches(layer(a, b), 80, seed=7)
-    other = poisson_patches(layer(a, b), 80, seed=8)
+    first = poisson_patches(layer(a, b), patch_size_m=80, seed=7)
+    again = poisson_patches(layer(a, b), patch_size_m=80, seed=7)
+    other = poisson_patches(layer(a, b), patch_size_m=80, seed=8)
     assert first.geometry.equals(again.geometry)
     assert not first.geometry.equals(other.geometry)
     # a parcel's patches depend on its position and the seed only
-    alone = poisson_patches(layer(a, shapely.box(0, 0, 10, 10)), 80, seed=7)
+    alone = poisson_patches(layer(a, shapely.box(0, 0, 10, 10)), patch_size_m=80, seed=7)
     assert (
         alone[alone["parcel_id"] == 1]
         .geometry.reset_index(drop=True)
@@ -134,16 +118,18 @@ def test_same_seed_same_patches_and_parcels_do_not_affect_each_other() -> None:
 
 def test_geographic_parcels_are_sampled_in_metres_and_bad_options_raise() -> None:
     parcels = layer(shapely.box(0, 0, 500, 500)).to_crs(4326)
-    patches = poisson_patches(parcels, 100)
+    patches = poisson_patches(parcels, patch_size_m=100)
     assert patches.crs.is_projected and len(patches) >= 4
-    with pytest.raises(InputError, match="size"):
-        poisson_patches(parcels, 0)
-    with pytest.raises(InputError, match="min-inside"):
-        poisson_patches(parcels, 100, min_inside=0)
+    with pytest.raises(OptionError, match="patch_size_m"):
+        poisson_patches(parcels, patch_size_m=0)
+    with pytest.raises(OptionError, match="min_inside"):
+        poisson_patches(parcels, patch_size_m=100, min_inside=0)
+    with pytest.raises(OptionError, match="id_col: parcels has no column 'nope'"):
+        poisson_patches(parcels, PatchOptions(patch_size_m=100, id_col="nope"))
     with pytest.raises(InputError, match="CRS"):
-        poisson_patches(gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)]), 1)
+        poisson_patches(gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)]), patch_size_m=1)
     with pytest.raises(InputError, match="polygon"):
-        poisson_patches(gpd.GeoDataFrame(geometry=[shapely.Point(0, 0)], crs=CRS), 1)
+        poisson_patches(gpd.GeoDataFrame(geometry=[shapely.Point(0, 0)], crs=CRS), patch_size_m=1)
 
 
 def test_poisson_disk_without_patches_fills_up_to_the_edge() -> None:
@@ -176,10 +162,12 @@ def test_random_polygons_keep_every_invariant(geom, size, factor, min_inside, se
     parts = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon" and g.area > 1]
     parcels = layer(*parts)
     patches = poisson_patches(
-        parcels, size, radius_m=size * factor, min_inside=min_inside, seed=seed
+        parcels, patch_size_m=size, radius_m=size * factor, min_inside=min_inside, seed=seed
     )
     check_patches(parcels, patches, size, size * factor, min_inside)
-    again = poisson_patches(parcels, size, radius_m=size * factor, min_inside=min_inside, seed=seed)
+    again = poisson_patches(
+        parcels, patch_size_m=size, radius_m=size * factor, min_inside=min_inside, seed=seed
+    )
     assert patches.geometry.equals(again.geometry)
 
 
@@ -197,4 +185,6 @@ def test_cli_writes_patch_centres_or_squares(tmp_path, capsys) -> None:
     assert main(args) == 0
     polys = gpd.read_parquet(squares)
     assert len(polys) == len(patches) and polys.geom_type.eq("Polygon").all()
+    capsys.readouterr()
     assert main(["patches", str(parcels), "--size-m", "-1", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith("error: --size-m: ")

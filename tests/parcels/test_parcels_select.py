@@ -11,7 +11,8 @@ import shapely
 from parcel_helpers import CRS, X0, Y0
 
 from landforge.cli import main
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
+from landforge.parcels.options import SelectOptions
 from landforge.parcels.select import MSLU_AREA_RANGE, select_parcels, selection_report
 
 
@@ -37,9 +38,9 @@ def test_the_mslu_area_range_is_the_default_filter() -> None:
     assert chosen["area_m2"].between(lo, hi).all()
     assert chosen.index.isin(parcels.index).all() and chosen.crs == parcels.crs
     assert sorted(chosen["select_rank"]) == list(range(1, 73))
-    every = select_parcels(parcels, area_range=None)
+    every = select_parcels(parcels, min_area_m2=0, max_area_m2=0)  # 0: no bound
     assert len(every) == len(parcels)
-    small = select_parcels(parcels, area_range=(None, 20_000))
+    small = select_parcels(parcels, SelectOptions(min_area_m2=0, max_area_m2=20_000))
     assert len(small) == 36 and (small["area_m2"] <= 20_000).all()
 
 
@@ -66,17 +67,20 @@ def test_a_strong_distance_weight_pulls_the_sample_to_the_centre() -> None:
 
 def test_bad_options_raise_input_errors() -> None:
     parcels = _parcel_field(n_side=4)
-    for kwargs in (
-        {"n": 0},
-        {"fraction": 1.5},
-        {"n": 3, "fraction": 0.5},
-        {"weights": (0, 0)},
-        {"dispersion": 0},
-        {"area_range": (1e9, 2e9)},
-        {"area_range": (5e4, 1e4)},
+    for kwargs, field in (
+        ({"n": 0}, "n"),
+        ({"fraction": 1.5}, "fraction"),
+        ({"n": 3, "fraction": 0.5}, "fraction"),
+        ({"weights": (0, 0)}, "weights"),
+        ({"weights": "0.5"}, "weights"),
+        ({"dispersion": 0}, "dispersion"),
+        ({"min_area_m2": 5e4, "max_area_m2": 1e4}, "min_area_m2"),
     ):
-        with pytest.raises(InputError):
+        with pytest.raises(OptionError) as err:
             select_parcels(parcels, **kwargs)
+        assert err.value.field == field
+    with pytest.raises(InputError, match="no parcel has an area"):
+        select_parcels(parcels, min_area_m2=1e9, max_area_m2=2e9)
     with pytest.warns(UserWarning, match="only"):
         assert len(select_parcels(parcels, n=1000)) == 8
 
@@ -93,7 +97,7 @@ def test_the_report_compares_balance_mixing_and_coverage() -> None:
     assert set(before["classes"]) == {"B", "M", "R", "unlabelled"}
     assert before["mixed_share"] == pytest.approx(parcels["mixed"].mean())
     json.dumps(report)  # JSON-ready
-    with pytest.raises(InputError):
+    with pytest.raises(OptionError, match="label_col: parcels has no column 'nope'"):
         selection_report(parcels, chosen, label_col="nope")
 
 
@@ -111,6 +115,8 @@ def test_select_cli_writes_parcels_and_a_json_report(tmp_path, capsys) -> None:
 
     assert main([*args, "--weights", "0.5"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--weights" in err and len(err.splitlines()) == 1
+    assert err.startswith("error: --weights: ") and len(err.splitlines()) == 1
+    assert main([*args, "--label-col", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("error: --label-col: ")
     assert main(["parcels", "select", str(tmp_path / "no.parquet"), "--out", str(out)]) == 2
     assert main([*args, "--min-area", "1e9", "--max-area", "0"]) == 2

@@ -128,7 +128,7 @@ def test_bad_settings_are_input_errors(city, kwargs, field) -> None:
 
 def test_tiled_parcels_carry_the_same_districts(tmp_path):
     from landforge.io.vector import read_vector
-    from landforge.parcels import ParcelConfig, generate_parcels, generate_parcels_tiled
+    from landforge.parcels import generate_parcels, generate_parcels_tiled
     from landforge.synth import make_city
 
     city = tmp_path / "c"
@@ -144,13 +144,13 @@ def test_tiled_parcels_carry_the_same_districts(tmp_path):
         quiet=True,
     )
     roads, boundary = read_vector(city / "roads.gpkg"), read_vector(city / "boundary.gpkg")
-    cfg = ParcelConfig(districts=read_vector(city / "districts.gpkg"))
+    districts = read_vector(city / "districts.gpkg")
 
     def by_position(g):
         c = g.geometry.centroid
         return g.assign(cx=c.x.round(2), cy=c.y.round(2)).sort_values(["cx", "cy"])
 
-    whole = by_position(generate_parcels(roads, boundary, cfg))
-    tiled = by_position(generate_parcels_tiled(roads, boundary, cfg, tile_m=250))
+    whole = by_position(generate_parcels(roads, boundary, districts=districts))
+    tiled = by_position(generate_parcels_tiled(roads, boundary, districts=districts, tile_m=250))
     assert whole["district_id"].notna().all()
     assert list(whole["district_id"]) == list(tiled["district_id"])

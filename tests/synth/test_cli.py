@@ -27,7 +27,7 @@ def test_synth_city_runs_and_writes_the_city(tmp_path: Path) -> None:
             "--no-s1",
             "--no-t2",
             "--no-population",
-            "-q",
+            "--quiet",
         ]
     )
     assert rc == 0

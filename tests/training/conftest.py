@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from landforge.datasets.chips import build_chips
-from landforge.training.toy import make_toy_scene
+from landforge.synth.toy import make_toy_scene
 
 torch.set_num_threads(2)
 

@@ -14,8 +14,8 @@ from landforge.training.crossdomain import (
     cbst_portion,
     cbst_pseudo_labels,
     cbst_thresholds,
-    load_cross_domain_config,
 )
+from landforge.training.options import load_cross_domain_config
 
 TINY_MODEL = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [32, 16, 8]}
 USE4 = {
@@ -88,11 +88,11 @@ def test_cross_domain_matrix_with_a_cbst_row(toy_store, other_store, tmp_path):
 
 def test_cross_domain_config_errors(tmp_path, toy_store):
     regions = {"a": str(toy_store), "b": str(toy_store)}
-    with pytest.raises(InputError, match="unknown field 'cbst.round'"):
+    with pytest.raises(InputError, match="cbst.round: unknown field"):
         load_cross_domain_config(
             _write(tmp_path, {"out": "o", "regions": regions, "cbst": {"round": 3}})
         )
-    with pytest.raises(InputError, match="unknown field 'base.lr_max'"):
+    with pytest.raises(InputError, match="base.lr_max: unknown field"):
         load_cross_domain_config(
             _write(tmp_path, {"out": "o", "regions": regions, "base": {"lr_max": 1}})
         )
@@ -109,19 +109,25 @@ def test_cbst_fine_tunes_in_train_mode(toy_store, other_store):
     from landforge.datasets.chips import read_stats
     from landforge.models.checkpoint import ModelCard
     from landforge.models.registry import build
-    from landforge.training.config import config_from_mapping
-    from landforge.training.crossdomain import CBSTConfig, cbst_adapt
+    from landforge.training.crossdomain import cbst_adapt
+    from landforge.training.options import CBSTConfig, TrainConfig
 
     stats = read_stats(toy_store)
     torch.manual_seed(0)
-    model = build("multitask_unet", in_channels=len(stats["bands"]), use_classes=4, **TINY_MODEL)
-    card = ModelCard(model="multitask_unet", model_kwargs={}, bands=list(stats["bands"]),
-                     mean=list(stats["mean"]), std=list(stats["std"]),
-                     heads={"use": USE4["use"]["classes"]})
-    cfg = config_from_mapping({"chips": str(toy_store), "out": "o", **BASE})
+    model = build("multitask_unet", in_channels=len(stats["bands"]), classes=4, **TINY_MODEL)
+    card = ModelCard(
+        model="multitask_unet",
+        model_kwargs={},
+        bands=list(stats["bands"]),
+        mean=list(stats["mean"]),
+        std=list(stats["std"]),
+        heads={"use": USE4["use"]["classes"]},
+    )
+    cfg = TrainConfig.build({"chips": str(toy_store), "out": "o", **BASE})
     before = model.encoder.bn1.running_mean.clone()
-    adapted, rounds = cbst_adapt(model, card, toy_store, other_store, cfg,
-                                 CBSTConfig(rounds=1, epochs=1, max_steps=2))
+    adapted, rounds = cbst_adapt(
+        model, card, toy_store, other_store, cfg, CBSTConfig(rounds=1, epochs=1, max_steps=2)
+    )
     assert not adapted.training and len(rounds) == 1
     assert not torch.equal(adapted.encoder.bn1.running_mean, before)
     assert torch.equal(model.encoder.bn1.running_mean, before)  # the source is untouched

@@ -11,9 +11,8 @@ from landforge.cli import main
 from landforge.errors import InputError
 from landforge.evaluation.metrics import ConfusionMatrix
 from landforge.models.checkpoint import load_checkpoint
-from landforge.training.config import HeadConfig
 from landforge.training.evaluate_store import evaluate_on_store
-from landforge.training.sequence import load_sequence_config
+from landforge.training.options import HeadConfig, load_sequence_config
 
 TINY_MODEL = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [32, 16, 8]}
 BASE = {"model_kwargs": TINY_MODEL, "batch_size": 2, "max_steps": 1, "augment": False}
@@ -53,26 +52,26 @@ def test_sequence_trains_in_order_and_scores_every_region(toy_store, other_store
 
 def test_sequence_config_errors_name_the_field(tmp_path, toy_store):
     regions = {"a": str(toy_store)}
-    with pytest.raises(InputError, match="unknown field 'steps'"):
+    with pytest.raises(InputError, match="steps: unknown field"):
         load_sequence_config(_write(tmp_path, {"out": "o", "regions": regions, "steps": 2}))
-    with pytest.raises(InputError, match="unknown field 'base.epoch'"):
+    with pytest.raises(InputError, match="base.epoch: unknown field"):
         load_sequence_config(
             _write(tmp_path, {"out": "o", "regions": regions, "base": {"epoch": 1}})
         )
     with pytest.raises(InputError, match="unknown region 'c'"):
         load_sequence_config(_write(tmp_path, {"out": "o", "regions": regions, "order": ["c"]}))
-    with pytest.raises(InputError, match="base.chips is set per step"):
+    with pytest.raises(InputError, match="base.chips: is set per step"):
         load_sequence_config(
             _write(tmp_path, {"out": "o", "regions": regions, "base": {"chips": "x"}})
         )
 
 
 def test_evaluate_on_store_matches_a_hand_count(toy_store, tmp_path):
-    from landforge.training.config import config_from_mapping
+    from landforge.training.options import TrainConfig
     from landforge.training.train import train
 
     weights = train(
-        config_from_mapping({"chips": str(toy_store), "out": str(tmp_path / "r"), **BASE})
+        TrainConfig.build({"chips": str(toy_store), "out": str(tmp_path / "r"), **BASE})
     )
     model, card = load_checkpoint(weights)
     fp = HeadConfig(label="footprint", classes=["building"])
@@ -91,11 +90,16 @@ def test_evaluate_on_store_matches_a_hand_count(toy_store, tmp_path):
 
 
 def test_only_steps_from_earlier_weights_freeze_the_encoder(tmp_path, toy_store, other_store):
-    from landforge.training.sequence import SequenceConfig
+    from landforge.training.options import SequenceConfig
 
-    cfg = SequenceConfig.model_validate({
-        "out": str(tmp_path), "regions": {"a": str(toy_store), "b": str(other_store)},
-        "base": {**BASE, "freeze_encoder_epochs": 2},
-    })
+    cfg = SequenceConfig.model_validate(
+        {
+            "out": str(tmp_path),
+            "regions": {"a": str(toy_store), "b": str(other_store)},
+            "base": {**BASE, "freeze_encoder_epochs": 2},
+        }
+    )
     assert cfg.train_config("a", tmp_path / "1", None).freeze_encoder_epochs == 0
-    assert cfg.train_config("b", tmp_path / "2", tmp_path / "m.safetensors").freeze_encoder_epochs == 2
+    assert (
+        cfg.train_config("b", tmp_path / "2", tmp_path / "m.safetensors").freeze_encoder_epochs == 2
+    )

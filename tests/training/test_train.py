@@ -12,8 +12,8 @@ from landforge.cli import main
 from landforge.datasets.chips import ChipDataset
 from landforge.errors import InputError
 from landforge.models.checkpoint import load_checkpoint
-from landforge.training.config import config_from_mapping, load_train_config
 from landforge.training.module import make_targets
+from landforge.training.options import TrainConfig, load_train_config
 from landforge.training.train import train, training_data_hash
 
 # resnet18 stem + 2 stages and a slim 3-level decoder: about 0.8 M parameters.
@@ -30,7 +30,7 @@ def cfg_for(store, out, **kw):
         augment=False,
     )
     base.update(kw)
-    return config_from_mapping(base)
+    return TrainConfig.build(base)
 
 
 def test_two_steps_write_a_checkpoint_that_restores_identically(toy_store, tmp_path):
@@ -49,7 +49,7 @@ def test_two_steps_write_a_checkpoint_that_restores_identically(toy_store, tmp_p
     }
     assert card.taxonomy == "rci" and card.gsd_m == 1.0
     assert card.training_data_hash == training_data_hash(toy_store)
-    assert card.model_kwargs["in_channels"] == 4 and card.model_kwargs["use_classes"] == 3
+    assert card.model_kwargs["in_channels"] == 4 and card.model_kwargs["classes"] == 3
     assert "val_loss" in card.metrics and "val_footprint_iou" in card.metrics
     assert card.metrics["steps"] == 2
     # the restored model computes what the saved weights compute
@@ -109,7 +109,7 @@ def test_resume_continues_from_the_last_checkpoint(toy_store, tmp_path):
 
 
 def test_targets_follow_the_head_mapping():
-    cfg = config_from_mapping({"chips": "c", "out": "o"})
+    cfg = TrainConfig.build({"chips": "c", "out": "o"})
     batch = {
         "footprint": torch.tensor([[0, 1, 1, -100]]),
         "use": torch.tensor([[0, 1, 3, 2]]),
@@ -122,7 +122,7 @@ def test_targets_follow_the_head_mapping():
 def test_unknown_config_field_is_named(tmp_path):
     path = tmp_path / "train.yaml"
     path.write_text("chips: c\nout: o\nepoch: 3\n")
-    with pytest.raises(InputError, match="unknown field 'epoch'"):
+    with pytest.raises(InputError, match="epoch: unknown field"):
         load_train_config(path)
     path.write_text("chips: c\nout: o\nheads:\n  use: {label: use, classes: [a, b], colour: 1}\n")
     with pytest.raises(InputError, match="heads.use.colour"):
@@ -170,7 +170,7 @@ def test_cli_chips_and_train(toy_scene, tmp_path, capsys):
     assert (tmp_path / "run" / "model.safetensors").is_file()
     cfg.write_text(f"chips: {store}\nout: {tmp_path / 'run'}\nlearning_rate: 0.1\n")
     assert main(["train", str(cfg)]) == 2
-    assert "unknown field 'learning_rate'" in capsys.readouterr().err
+    assert "learning_rate: unknown field" in capsys.readouterr().err
     assert (
         main(
             [
@@ -190,7 +190,7 @@ def test_cli_chips_and_train(toy_scene, tmp_path, capsys):
 def test_lr_schedules_anneal_over_the_run(toy_store, tmp_path):
     from landforge.training.module import SegmentationTask
 
-    cfg = config_from_mapping({"chips": "c", "out": "o"})
+    cfg = TrainConfig.build({"chips": "c", "out": "o"})
     task = SegmentationTask(torch.nn.Identity(), cfg.heads, schedule="cosine")
     assert task.lr_factor(0.0) == 1.0 and task.lr_factor(0.5) == pytest.approx(0.5)
     assert task.lr_factor(1.0) == pytest.approx(0.0, abs=1e-12)
@@ -205,17 +205,62 @@ def test_lr_schedules_anneal_over_the_run(toy_store, tmp_path):
 
 def test_single_head_model_gets_classes_and_head_from_the_config(toy_store):
     """hrnet_ocr / unet take their head name and class count from the one head."""
-    from landforge.training.config import config_from_mapping
+    from landforge.training.options import TrainConfig
     from landforge.training.train import _model_kwargs
 
-    cfg = config_from_mapping({
-        "chips": str(toy_store), "out": "o", "model": "unet",
-        "heads": {"landcover": {"label": "use", "classes": ["a", "b", "c"]}},
-    })
+    cfg = TrainConfig.build(
+        {
+            "chips": str(toy_store),
+            "out": "o",
+            "model": "unet",
+            "heads": {"landcover": {"label": "use", "classes": ["a", "b", "c"]}},
+        }
+    )
     kw = _model_kwargs(cfg, {"bands": ["r", "g", "b", "n"]})
     assert kw == {"in_channels": 4, "classes": 3, "head": "landcover"}
-    cfg = config_from_mapping({
-        "chips": str(toy_store), "out": "o", "model": "unet", "model_kwargs": {"classes": 3},
-        "heads": {"x": {"label": "use", "classes": ["a", "b", "c"]}},
-    })
+    cfg = TrainConfig.build(
+        {
+            "chips": str(toy_store),
+            "out": "o",
+            "model": "unet",
+            "model_kwargs": {"classes": 3},
+            "heads": {"x": {"label": "use", "classes": ["a", "b", "c"]}},
+        }
+    )
     assert _model_kwargs(cfg, {"bands": ["r"]})["head"] == "x"
+
+
+def test_validation_metrics_come_from_one_confusion_matrix(toy_store):
+    """Device bincounts folded into landforge.evaluation's ConfusionMatrix per head."""
+    import lightning as L
+    import numpy as np
+    from torch.utils.data import DataLoader
+
+    from landforge.evaluation.metrics import ConfusionMatrix
+    from landforge.models import build
+    from landforge.training.module import SegmentationTask, head_prediction
+    from landforge.training.train import _quiet_lightning
+
+    cfg = TrainConfig.build({"chips": str(toy_store)})
+    torch.manual_seed(0)
+    task = SegmentationTask(build("multitask_unet", in_channels=4, **TINY_MODEL), cfg.heads, cfg)
+    trainer = L.Trainer(
+        logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu"
+    )
+    loader = DataLoader(ChipDataset(toy_store, "val"), batch_size=2)
+    with _quiet_lightning(True):
+        (logged,) = trainer.validate(task, loader, verbose=False)
+    fp, use = task.matrices["footprint"], task.matrices["use"]
+    assert isinstance(fp, ConfusionMatrix) and fp.names == ["not_building", "building"]
+    assert use.names == ["residential", "commercial", "industrial"]
+    assert logged["val/footprint_iou"] == pytest.approx(fp.iou()[1])
+    assert logged["val/use_miou"] == pytest.approx(use.miou())
+    # the same counts as ConfusionMatrix.update on the host
+    ref = ConfusionMatrix(labels=[0, 1], ignore=[-100])
+    task.eval()
+    with torch.no_grad():
+        for batch in loader:
+            target = make_targets(batch, cfg.heads)["footprint"]
+            pred = head_prediction(cfg.heads["footprint"], task(batch["image"])["footprint"])
+            ref.update(target.numpy(), pred.numpy())
+    np.testing.assert_array_equal(fp.matrix, ref.matrix)

@@ -15,8 +15,8 @@ from landforge.datasets.chips import ChipDataset, build_chips
 from landforge.errors import InputError
 from landforge.models import build
 from landforge.models.checkpoint import load_checkpoint
-from landforge.training.config import config_from_mapping
 from landforge.training.module import SegmentationTask
+from landforge.training.options import TrainConfig
 from landforge.training.train import FreezeEncoder, _quiet_lightning, init_from_checkpoint, train
 
 TINY_MODEL = {"encoder": "resnet18", "encoder_depth": 3, "decoder_channels": [32, 16, 8]}
@@ -40,7 +40,7 @@ def cfg_for(store, out, **kw):
         augment=False,
     )
     base.update(kw)
-    return config_from_mapping(base)
+    return TrainConfig.build(base)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_frozen_epochs_leave_the_encoder_alone(toy_store, source, tmp_path):
 
 
 def test_freeze_callback_unfreezes_after_n_epochs(toy_store):
-    cfg = config_from_mapping({"chips": "c", "out": "o"})
+    cfg = TrainConfig.build({"chips": "c", "out": "o"})
     model = build("multitask_unet", in_channels=4, **TINY_MODEL)
     task = SegmentationTask(model, cfg.heads, lr=0.05, schedule="constant")
     seen: list[dict[str, torch.Tensor]] = []

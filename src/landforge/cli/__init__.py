@@ -37,12 +37,6 @@ _COMMAND_MODULES = (
     "taxonomy",
     "synth",
     "parcels",
-    "sampling",
-    "poi_embed",
-    "features",
-    "train",
-    "inference",
-    "evaluate",
 )
 
 

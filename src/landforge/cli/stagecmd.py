@@ -6,8 +6,10 @@ model's ``cli_flags``; fields in ``cli_arguments`` are positional), with the fie
 description as help and its default shown but *not* repeated: a flag the user did not
 give is left out, so the model's default applies. Every command also takes ``--config
 FILE.yaml`` holding any of the fields (nested models, e.g. a training config, are
-reachable only this way); flags override the file. The same model validates a pipeline
-step's ``with:``, so CLI and YAML reach the same fields with the same defaults.
+reachable only this way); flags override the file. A stage whose model sets
+``cli_config_argument`` also takes that file as its first positional argument
+(``landforge train CONFIG.yaml``). The same model validates a pipeline step's ``with:``,
+so CLI and YAML reach the same fields with the same defaults.
 
 Errors name what the user wrote: a bad value is reported against its flag
 (``error: --batch: ...``), a bad field in ``--config`` against the file and field.
@@ -47,6 +49,7 @@ __all__ = [
 ]
 
 _CONFIG_PARAM = "config_file_"
+_CONFIG_ARG = "config_argument_"
 
 
 def flag_for(config: type[StageConfig], field: str) -> str:
@@ -131,9 +134,14 @@ def stage_command(stage: StageType) -> Callable[..., None]:
 
     def command(**kwargs: Any) -> None:
         config_file = kwargs.pop(_CONFIG_PARAM, None)
+        config_arg = kwargs.pop(_CONFIG_ARG, None)
+        if config_arg is not None and config_file is not None:
+            raise InputError("--config", "give the config file once: as CONFIG or --config")
+        what = "--config file" if config_arg is None else "config file"
+        config_file = config_file if config_arg is None else config_arg
         values: dict[str, Any] = {}
         if config_file is not None:
-            values.update(load_yaml(config_file, what="--config file"))
+            values.update(load_yaml(config_file, what=what))
         for p in params:
             value = kwargs.get(p.field)
             if value is None or (p.kind == "multi" and not value):
@@ -148,6 +156,8 @@ def stage_command(stage: StageType) -> Callable[..., None]:
             typer.echo(line)
 
     signature = [_parameter(p) for p in params]
+    if config.cli_config_argument:
+        signature.insert(0, _config_argument())
     signature.append(
         inspect.Parameter(
             _CONFIG_PARAM,
@@ -166,6 +176,22 @@ def stage_command(stage: StageType) -> Callable[..., None]:
     command.__doc__ = _doc(stage)
     command.__name__ = stage.name
     return command
+
+
+def _config_argument() -> inspect.Parameter:
+    """The optional positional CONFIG of a stage with ``cli_config_argument``."""
+    return inspect.Parameter(
+        _CONFIG_ARG,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Argument(
+            None,
+            metavar="CONFIG",
+            help="YAML file with any of this stage's fields (as in a pipeline's `with:`); "
+            "flags override it. The same as --config.",
+            show_default=False,
+        ),
+        annotation=Path | None,
+    )
 
 
 def add_stage_commands(app: typer.Typer) -> None:

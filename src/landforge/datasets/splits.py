@@ -20,6 +20,8 @@ sizes; with strata, class shares in every subset stay close to the overall share
 where the blocks allow it. While the unvisited blocks are no more than the subsets
 still without a block, those subsets are served first, so every subset with a
 positive ratio gets a block when there are enough blocks.
+
+The options of :func:`block_split` are :class:`~landforge.datasets.split_options.SplitOptions`.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landforge.errors import InputError
+from landforge.datasets.split_options import DEFAULT_RATIOS, SplitOptions
+from landforge.errors import InputError, OptionError
 
 __all__ = [
     "DEFAULT_RATIOS",
+    "SplitOptions",
     "assign_blocks",
     "block_split",
     "feature_blocks",
@@ -42,8 +46,6 @@ __all__ = [
     "split_windows",
     "window_blocks",
 ]
-
-DEFAULT_RATIOS: dict[str, float] = {"train": 0.6, "val": 0.2, "test": 0.2}
 
 _MISSING = "<missing>"
 
@@ -148,21 +150,20 @@ def feature_blocks(
         aligned with ``gdf``.
 
     Raises:
-        InputError: no CRS, a bad block size, or a missing ``group_col``.
+        OptionError: a bad block size, or a ``group_col`` the features lack.
+        InputError: a layer without CRS.
     """
     import geopandas as gpd
 
-    from landforge.io.vector import to_metric
+    from landforge.io.vector import require_column, require_crs, to_metric
 
-    if gdf.crs is None:
-        raise InputError("features", "layer has no CRS; blocks need coordinates")
-    if group_col is not None and group_col not in gdf.columns:
-        raise InputError("--group-col", f"no column {group_col!r} in the features")
+    require_crs(gdf, "features")
+    if group_col is not None:
+        require_column(gdf, group_col, "features", option="group_col")
     metric = to_metric(gdf)
     points = metric.geometry.representative_point()
     if tiles is not None:
-        if tiles.crs is None:
-            raise InputError("tiles", "layer has no CRS")
+        require_crs(tiles, "tiles")
         tiles_m = tiles.to_crs(metric.crs).reset_index(drop=True)
         pts = gpd.GeoDataFrame(geometry=points.values, crs=metric.crs)
         hit = gpd.sjoin(pts, tiles_m[["geometry"]], how="left", predicate="within")
@@ -176,7 +177,7 @@ def feature_blocks(
         blocks = pd.Series([f"t{int(t)}" for t in tile], index=gdf.index, dtype=object)
     else:
         if block_size_m is None or not block_size_m > 0:
-            raise InputError("--block-size-m", f"must be positive, got {block_size_m}")
+            raise OptionError("block_size_m", f"must be positive, got {block_size_m}")
         bx = np.floor(points.x.to_numpy() / block_size_m).astype(np.int64)
         by = np.floor(points.y.to_numpy() / block_size_m).astype(np.int64)
         blocks = pd.Series(
@@ -196,37 +197,44 @@ def feature_blocks(
 
 def block_split(
     gdf: Any,
-    ratios: Mapping[str, float] | None = None,
-    block_size_m: float | None = 1000.0,
-    strata_col: str | None = None,
-    seed: int = 0,
-    group_col: str | None = None,
+    opts: SplitOptions | Mapping[str, Any] | None = None,
+    *,
     tiles: Any = None,
+    **overrides: Any,
 ) -> pd.Series:
     """Split features into subsets by spatial blocks (default 6:2:2 train/val/test).
 
     Args:
         gdf: features with a CRS (parcels, buildings, patch centres, ...).
-        ratios: subset name -> share, e.g. ``{"train": 0.7, "val": 0.3}``.
-        block_size_m: side of the square blocks in metres (see :func:`feature_blocks`).
-        strata_col: class column; blocks are assigned so each subset's class shares
-            stay close to the overall ones (missing values form their own class).
-        seed: seeds the order blocks are visited in.
-        group_col: keeps each group (e.g. ``parcel_id``) within one subset.
+        opts: options, see :class:`~landforge.datasets.split_options.SplitOptions`:
+            ``ratios`` (subset name -> share, e.g. ``{"train": 0.7, "val": 0.3}``),
+            ``block_size_m`` (side of the square blocks in metres, see
+            :func:`feature_blocks`), ``strata_col`` (class column; blocks are assigned
+            so each subset's class shares stay close to the overall ones, missing
+            values forming their own class), ``group_col`` (keeps each group, e.g.
+            ``parcel_id``, within one subset) and ``seed`` (of the order blocks are
+            visited in).
         tiles: polygons to use as blocks instead of the grid.
+        **overrides: option fields replacing those of ``opts`` (``block_size_m=500``).
 
     Returns:
         Series named ``split`` aligned with ``gdf`` (subset names).
 
     Raises:
-        InputError: see :func:`feature_blocks`; an unknown ``strata_col``; bad ratios.
+        OptionError: bad ratios or block size, an unknown ``strata_col`` or
+            ``group_col``.
+        InputError: see :func:`feature_blocks`.
     """
-    ratios = normalise_ratios(ratios)
-    if strata_col is not None and strata_col not in gdf.columns:
-        raise InputError("--strata-col", f"no column {strata_col!r} in the features")
+    from landforge.io.vector import require_column
+
+    o = SplitOptions.build(opts, **overrides)
+    ratios = normalise_ratios(o.ratios)
+    strata_col, group_col = o.strata_col, o.group_col
+    if strata_col is not None:
+        require_column(gdf, strata_col, "features", option="strata_col")
     if len(gdf) == 0:
         return pd.Series([], index=gdf.index, dtype=object, name="split")
-    blocks = feature_blocks(gdf, block_size_m, tiles, group_col)
+    blocks = feature_blocks(gdf, o.block_size_m, tiles, group_col)
     codes, uniques = pd.factorize(blocks, sort=True)
     if strata_col is not None:
         strata = _strata(gdf[strata_col])
@@ -235,7 +243,7 @@ def block_split(
         np.add.at(weights, (codes, k_codes), 1.0)
     else:
         weights = np.bincount(codes, minlength=len(uniques)).astype(np.float64)
-    per_block = assign_blocks(weights, ratios, seed)
+    per_block = assign_blocks(weights, ratios, o.seed)
     return pd.Series(per_block[codes], index=gdf.index, dtype=object, name="split")
 
 
@@ -306,7 +314,8 @@ def split_windows(
     """Split chip windows by blocks of ``block_size`` x ``block_size`` positions.
 
     Args:
-        rows, cols: pixel offsets of the windows' top-left corners.
+        rows: pixel row offsets of the windows' top-left corners.
+        cols: pixel column offsets of the windows' top-left corners.
         stride: step between windows in pixels.
         block_size: window positions per block side.
         ratios: subset name -> share (default 6:2:2).

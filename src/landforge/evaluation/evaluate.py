@@ -7,7 +7,6 @@ Rasters are read block by block, so a country-wide map costs one block of memory
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,8 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from landforge.errors import InputError
-from landforge.evaluation.metrics import ConfusionMatrix, UnknownLabelError, to_jsonable
+from landforge.config import jsonable
+from landforge.errors import InputError, OptionError
+from landforge.evaluation.confusion import ConfusionMatrix
+from landforge.evaluation.options import EvaluateOptions
+from landforge.evaluation.scores import UnknownLabelError
 from landforge.io.atomic import atomic_path
 from landforge.io.raster import check_same_grid, iter_blocks, open_raster, read_grid
 from landforge.progress import track
@@ -26,9 +28,9 @@ from landforge.progress import track
 __all__ = [
     "ClassSpec",
     "resolve_classes",
+    "evaluate_prediction",
     "evaluate_rasters",
     "evaluate_tables",
-    "evaluate_change_rasters",
     "write_metrics",
 ]
 
@@ -48,6 +50,7 @@ class ClassSpec:
     taxonomy: str | None = None
 
     def matrix(self) -> ConfusionMatrix:
+        """An empty confusion matrix for these classes."""
         return ConfusionMatrix(self.labels, self.names, self.ignore)
 
 
@@ -61,7 +64,7 @@ def resolve_classes(classes: ClassesArg, ignore: Iterable[int] = ()) -> ClassSpe
         ignore: values that mark pixels to leave out (nodata, "unlabelled").
 
     Raises:
-        InputError: an unknown class system name.
+        OptionError: an unknown class system name (field ``taxonomy``).
     """
     ign = sorted({int(v) for v in ignore})
     if classes is None:
@@ -70,15 +73,19 @@ def resolve_classes(classes: ClassesArg, ignore: Iterable[int] = ()) -> ClassSpe
         try:
             from landforge.taxonomy import load_classes  # lazy: optional area
         except ImportError:
-            raise InputError(
-                "--taxonomy", f"class system {classes!r} needs landforge.taxonomy"
+            raise OptionError(
+                "taxonomy", f"class system {classes!r} needs landforge.taxonomy"
             ) from None
         try:
             system = load_classes(classes)
-        except InputError:
+        except OptionError:
+            raise
+        except InputError as exc:
+            if exc.source == "taxonomy":  # an unknown name, not a broken file
+                raise OptionError("taxonomy", exc.problem) from None
             raise
         except (KeyError, ValueError, FileNotFoundError) as exc:
-            raise InputError("--taxonomy", f"unknown class system {classes!r} ({exc})") from None
+            raise OptionError("taxonomy", f"unknown class system {classes!r} ({exc})") from None
         values = {int(v): str(n) for v, n in system.label_values().items()}
         nodata = getattr(system, "nodata_value", None)
         if nodata is not None:
@@ -98,15 +105,49 @@ def resolve_classes(classes: ClassesArg, ignore: Iterable[int] = ()) -> ClassSpe
     return ClassSpec(sorted(values), [values[v] for v in sorted(values)], ign)
 
 
+def evaluate_prediction(
+    pred: str | os.PathLike[str],
+    truth: str | os.PathLike[str],
+    opts: EvaluateOptions | None = None,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    quiet: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Evaluate a prediction: tables when ``pred_col``/``truth_col`` are given, else rasters.
+
+    Args:
+        pred: predicted class raster, or table.
+        truth: truth class raster on the same grid, or table.
+        opts: :class:`~landforge.evaluation.options.EvaluateOptions`; ``overrides``
+            replace its fields.
+        out: optional path of the metrics JSON (written atomically).
+        quiet: no progress bar.
+        **overrides: fields of ``opts`` to replace.
+
+    Returns:
+        The ``landforge-metrics/1`` dictionary.
+
+    Raises:
+        OptionError: a table given without the columns to compare.
+        InputError: see :func:`evaluate_rasters` and :func:`evaluate_tables`.
+    """
+    o = EvaluateOptions.build(opts, **overrides)
+    if o.tables:
+        return evaluate_tables(pred, truth, opts=o, out=out)
+    if is_table_path(pred) or is_table_path(truth):
+        raise OptionError("pred_col", "tables need pred_col and truth_col")
+    return evaluate_rasters(pred, truth, o, out=out, quiet=quiet)
+
+
 def evaluate_rasters(
     pred: str | os.PathLike[str],
     truth: str | os.PathLike[str],
-    classes: ClassesArg = None,
-    ignore: Iterable[int] = (),
-    block: int = 1024,
-    band: int = 1,
+    opts: EvaluateOptions | None = None,
+    *,
     out: str | os.PathLike[str] | None = None,
     quiet: bool = False,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Compare a predicted class raster with a truth raster on the same grid.
 
@@ -116,12 +157,14 @@ def evaluate_rasters(
     Args:
         pred: predicted class raster.
         truth: truth class raster on the same grid.
-        classes: see :func:`resolve_classes`.
-        ignore: values to leave out in addition to each raster's nodata.
-        block: block size of the windowed read.
-        band: 1-based band of both rasters.
+        opts: :class:`~landforge.evaluation.options.EvaluateOptions` (``taxonomy`` or
+            ``classes`` naming the classes, see :func:`resolve_classes`; ``ignore``:
+            values to leave out in addition to each raster's nodata; ``block``: block
+            size of the windowed read; ``band``: 1-based band of both rasters);
+            ``overrides`` replace its fields.
         out: optional path of the metrics JSON (written atomically).
         quiet: no progress bar.
+        **overrides: fields of ``opts`` to replace.
 
     Returns:
         The ``landforge-metrics/1`` dictionary (NaN where a ratio is undefined).
@@ -130,10 +173,10 @@ def evaluate_rasters(
         InputError: a missing/unreadable raster, rasters on different grids, or values
             outside a given class list (naming the file).
     """
+    o = EvaluateOptions.build(opts, **overrides)
     pred, truth = Path(pred), Path(truth)
-    if block < 1:
-        raise InputError("--block", "block size must be positive")
-    spec = resolve_classes(classes, ignore)
+    band = o.band
+    spec = resolve_classes(o.class_arg(), o.ignore_values())
     read_grid(pred, require_crs=False)  # a missing prediction is named first
     grid = read_grid(truth, require_crs=False)
     check_same_grid(grid, pred)
@@ -143,12 +186,12 @@ def evaluate_rasters(
             if band > src.count:
                 raise InputError(path, f"raster has {src.count} band(s), band {band} requested")
         t_nodata, p_nodata = t_src.nodatavals[band - 1], p_src.nodatavals[band - 1]
-        windows = list(iter_blocks(grid, block))
+        windows = list(iter_blocks(grid, o.block))
         for window in track(windows, "evaluating", quiet=quiet):
             t = t_src.read(band, window=window)
             p = p_src.read(band, window=window)
             try:
-                cm.update(t, p, _not_nodata(t, t_nodata), _not_nodata(p, p_nodata))
+                cm.update(t, p, not_nodata(t, t_nodata), not_nodata(p, p_nodata))
             except UnknownLabelError as exc:
                 raise InputError(truth if exc.where == "truth" else pred, str(exc)) from None
             except ValueError as exc:
@@ -173,7 +216,8 @@ def evaluate_rasters(
     return metrics
 
 
-def _not_nodata(a: np.ndarray, nodata: float | None) -> np.ndarray:
+def not_nodata(a: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Pixels of ``a`` that are not ``nodata`` (a NaN nodata: the pixels that are not NaN)."""
     if nodata is None:
         return np.ones(a.shape, bool)
     if np.isnan(nodata):
@@ -193,84 +237,6 @@ def _raster_colormap(src: Any) -> dict[int, tuple[int, int, int]] | None:
     except ValueError:  # no colour table
         return None
     return {int(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in cmap.items()}
-
-
-def evaluate_change_rasters(
-    pred1: str | os.PathLike[str],
-    pred2: str | os.PathLike[str],
-    truth1: str | os.PathLike[str],
-    truth2: str | os.PathLike[str],
-    classes: ClassesArg = None,
-    ignore: Iterable[int] = (),
-    pred_change: str | os.PathLike[str] | None = None,
-    block: int = 1024,
-    out: str | os.PathLike[str] | None = None,
-    quiet: bool = False,
-) -> dict[str, Any]:
-    """Semantic-change metrics of bi-temporal class maps (SECOND protocol and transitions).
-
-    All rasters must share the grid of ``truth1``. Without ``classes`` the class list is
-    the union of the values of the two truth maps (read once, block by block). A pixel
-    is left out where any map is nodata or holds a value of ``ignore``.
-
-    Args:
-        pred1, pred2: predicted class maps at dates 1 and 2.
-        truth1, truth2: true class maps at dates 1 and 2.
-        classes: see :func:`resolve_classes`.
-        ignore: values to leave out.
-        pred_change: optional predicted binary change map (non-zero = change); without
-            it, change is predicted where ``pred1 != pred2``.
-        block: block size of the windowed read.
-        out: optional metrics JSON path.
-        quiet: no progress bar.
-
-    Returns:
-        :meth:`ChangeConfusion.summary` plus the input paths.
-    """
-    from landforge.evaluation.metrics import ChangeConfusion
-
-    paths = [Path(p) for p in (truth1, truth2, pred1, pred2)]
-    if pred_change is not None:
-        paths.append(Path(pred_change))
-    for p in paths[1:]:
-        read_grid(p, require_crs=False)  # missing files are named before grids are compared
-    grid = read_grid(paths[0], require_crs=False)
-    for p in paths[1:]:
-        check_same_grid(grid, p)
-    spec = resolve_classes(classes, ignore)
-    windows = list(iter_blocks(grid, block))
-    with contextlib.ExitStack() as stack:
-        srcs = [stack.enter_context(open_raster(p)) for p in paths]
-        if spec.labels is None:
-            found = ConfusionMatrix(ignore=spec.ignore)
-            for w in windows:
-                for i, j in ((0, 2), (1, 3)):  # truth and prediction of each date
-                    a, b = srcs[i].read(1, window=w), srcs[j].read(1, window=w)
-                    found.update(
-                        a, b, _not_nodata(a, srcs[i].nodata), _not_nodata(b, srcs[j].nodata)
-                    )
-            spec.labels = [int(v) for v in found.labels]
-        acc = ChangeConfusion(spec.labels, spec.names, spec.ignore)
-        for w in track(windows, "evaluating change", quiet=quiet):
-            arrays = [src.read(1, window=w) for src in srcs]
-            valid = np.ones(arrays[0].shape, bool)
-            for a, src in zip(arrays, srcs, strict=True):
-                valid &= _not_nodata(a, src.nodata)
-            change = arrays[4] != 0 if pred_change is not None else None
-            try:
-                acc.update(*arrays[:4], pred_change=change, valid=valid)
-            except UnknownLabelError as exc:
-                where = paths[0] if exc.where == "truth" else paths[2]
-                raise InputError(where, str(exc)) from None
-    metrics = acc.summary()
-    metrics.update(
-        predictions=[str(p) for p in paths[2:4]],
-        truths=[str(p) for p in paths[:2]],
-        pred_change=str(pred_change) if pred_change is not None else None,
-    )
-    if out is not None:
-        write_metrics(metrics, out)
-    return metrics
 
 
 # --------------------------------------------------------------------------------------
@@ -331,12 +297,12 @@ def _geometry_keys(df: Any) -> Any | None:
 def evaluate_tables(
     pred_path: str | os.PathLike[str],
     truth_path: str | os.PathLike[str],
-    pred_col: str,
-    truth_col: str,
-    key: str | None = None,
-    classes: ClassesArg = None,
-    ignore: Iterable[int | str] = (),
+    pred_col: str | None = None,
+    truth_col: str | None = None,
+    opts: EvaluateOptions | None = None,
+    *,
     out: str | os.PathLike[str] | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Compare a predicted attribute with a true attribute of two tables (or one).
 
@@ -348,10 +314,28 @@ def evaluate_tables(
     Labels may be integers (class values) or text (class names). Text labels are
     matched to the names of ``classes`` when given, else sorted and numbered 0, 1, ...
 
+    Args:
+        pred_path: table with the predicted labels.
+        truth_path: table with the true labels (may be ``pred_path``).
+        pred_col: the predicted label column (else that of ``opts``).
+        truth_col: the true label column (else that of ``opts``).
+        opts: :class:`~landforge.evaluation.options.EvaluateOptions` (``key``,
+            ``taxonomy`` or ``classes``, ``ignore``); ``overrides`` replace its fields.
+        out: optional path of the metrics JSON (written atomically).
+        **overrides: fields of ``opts`` to replace.
+
     Raises:
+        OptionError: no label columns.
         InputError: a missing file or column, duplicate keys, or tables that cannot
             be matched.
     """
+    columns = {"pred_col": pred_col, "truth_col": truth_col}
+    o = EvaluateOptions.build(
+        opts, **{k: v for k, v in columns.items() if v is not None}, **overrides
+    )
+    if not o.tables:
+        raise OptionError("pred_col", "tables need pred_col and truth_col")
+    pred_col, truth_col, key = str(o.pred_col), str(o.truth_col), o.key
     pred_path, truth_path = Path(pred_path), Path(truth_path)
     same = pred_path.resolve() == truth_path.resolve() if pred_path.exists() else False
     cols_p = [pred_col] + ([key] if key else [])
@@ -362,7 +346,49 @@ def evaluate_tables(
         for col in cols_t:
             if col not in tdf.columns:
                 raise InputError(truth_path, f"column {col!r} not found")
-    match = "row order"
+    rows = _match_rows(pdf, tdf, pred_path, truth_path, pred_col, truth_col, key, same)
+    metrics = _evaluate_labels(
+        rows.truth, rows.pred, o.class_arg(), o.ignore_labels(), truth_path, pred_path
+    )
+    metrics.update(
+        prediction=str(pred_path),
+        truth=str(truth_path),
+        pred_col=pred_col,
+        truth_col=truth_col,
+        match=rows.match,
+        unmatched=rows.unmatched,
+    )
+    if out is not None:
+        write_metrics(metrics, out)
+    return metrics
+
+
+@dataclass
+class _Rows:
+    """Labels of matched rows, how they were matched and how many found no partner."""
+
+    truth: np.ndarray
+    pred: np.ndarray
+    match: str
+    unmatched: dict[str, int]
+
+
+def _match_rows(
+    pdf: Any,
+    tdf: Any,
+    pred_path: Path,
+    truth_path: Path,
+    pred_col: str,
+    truth_col: str,
+    key: str | None,
+    same: bool,
+) -> _Rows:
+    """Pair prediction and truth rows: on ``key``, equal geometries or row order."""
+    import pandas as pd
+
+    def unmatched(merged: Any) -> dict[str, int]:
+        return {"truth": len(tdf) - len(merged), "prediction": len(pdf) - len(merged)}
+
     if key:
         for df, path in ((pdf, pred_path), (tdf, truth_path)):
             dup = df[key].duplicated()
@@ -375,43 +401,32 @@ def evaluate_tables(
         )
         t_col = truth_col if truth_col != pred_col else f"{truth_col}_truth"
         p_col = pred_col if truth_col != pred_col else f"{pred_col}_pred"
-        t_vals, p_vals = merged[t_col].to_numpy(), merged[p_col].to_numpy()
-        unmatched = {"truth": len(tdf) - len(merged), "prediction": len(pdf) - len(merged)}
-        match = f"key {key}"
-    elif not same and _geometry_keys(tdf) is not None and _geometry_keys(pdf) is not None:
-        import pandas as pd
-
+        return _Rows(
+            merged[t_col].to_numpy(), merged[p_col].to_numpy(), f"key {key}", unmatched(merged)
+        )
+    if not same and _geometry_keys(tdf) is not None and _geometry_keys(pdf) is not None:
         tk = pd.DataFrame({"_g": _geometry_keys(tdf), "_t": tdf[truth_col].to_numpy()})
         pk = pd.DataFrame({"_g": _geometry_keys(pdf), "_p": pdf[pred_col].to_numpy()})
         for df, path in ((tk, truth_path), (pk, pred_path)):
             if df["_g"].duplicated().any():
-                raise InputError(path, "duplicate geometries; give a --key column to match rows")
+                raise InputError(path, "duplicate geometries; give a key column to match rows")
         merged = tk.merge(pk, on="_g", how="inner")
-        t_vals, p_vals = merged["_t"].to_numpy(), merged["_p"].to_numpy()
-        unmatched = {"truth": len(tdf) - len(merged), "prediction": len(pdf) - len(merged)}
         if len(merged) == 0:
-            raise InputError(pred_path, "no geometry equals one of the truth; give a --key column")
-        match = "geometry"
-    else:
-        if len(tdf) != len(pdf):
-            raise InputError(
-                pred_path,
-                f"{len(pdf)} rows but the truth has {len(tdf)}; give a --key column to match rows",
-            )
-        t_vals, p_vals = tdf[truth_col].to_numpy(), pdf[pred_col].to_numpy()
-        unmatched = {"truth": 0, "prediction": 0}
-    metrics = _evaluate_labels(t_vals, p_vals, classes, ignore, truth_path, pred_path)
-    metrics.update(
-        prediction=str(pred_path),
-        truth=str(truth_path),
-        pred_col=pred_col,
-        truth_col=truth_col,
-        match=match,
-        unmatched=unmatched,
+            raise InputError(pred_path, "no geometry equals one of the truth; give a key column")
+        return _Rows(
+            merged["_t"].to_numpy(), merged["_p"].to_numpy(), "geometry", unmatched(merged)
+        )
+    if len(tdf) != len(pdf):
+        raise InputError(
+            pred_path,
+            f"{len(pdf)} rows but the truth has {len(tdf)}; give a key column to match rows",
+        )
+    return _Rows(
+        tdf[truth_col].to_numpy(),
+        pdf[pred_col].to_numpy(),
+        "row order",
+        {"truth": 0, "prediction": 0},
     )
-    if out is not None:
-        write_metrics(metrics, out)
-    return metrics
 
 
 def _evaluate_labels(
@@ -483,7 +498,7 @@ def _is_int(v: Any) -> bool:
 def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a metrics dict as JSON (NaN -> null), atomically."""
     p = Path(path)
-    text = json.dumps(to_jsonable(dict(metrics)), indent=2, allow_nan=False)
+    text = json.dumps(jsonable(dict(metrics)), indent=2, allow_nan=False)
     with atomic_path(p) as tmp:
         tmp.write_text(text + "\n", encoding="utf-8")
     return p

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from landforge.errors import InputError
-from landforge.evaluation.metrics import KIND_METRICS
+from landforge.evaluation.scores import KIND_METRICS
 from landforge.io.atomic import atomic_path
 
 __all__ = ["build_report", "find_metrics", "find_class_maps"]
@@ -229,8 +229,6 @@ def _stages_section(manifest: Mapping[str, Any]) -> str:
 
 
 def _segmentation_section(rel: str, m: Mapping[str, Any]) -> str:
-    from landforge.evaluation import plots
-
     parts = [f"<section><h2>Metrics: <code>{_esc(rel)}</code></h2>"]
     meta = [
         f"{k} <code>{_esc(m[k])}</code>"
@@ -258,61 +256,55 @@ def _segmentation_section(rel: str, m: Mapping[str, Any]) -> str:
     bl = f"majority baseline ({_esc(base.get('class'))})" if base.get("class") else "baseline"
     parts.append("<h3>Headline metrics</h3>")
     parts.append(_table(["metric", "model", bl, "model − baseline"], rows))
-    per_class = m.get("per_class") or {}
-    if per_class:
-        rows = [
-            [
-                _esc(name),
-                _fmt(pc.get("value")),
-                _fmt(pc.get("support")),
-                _fmt(pc.get("predicted")),
-                _fmt(pc.get("precision"), "pct"),
-                _fmt(pc.get("recall"), "pct"),
-                _fmt(pc.get("f1"), "pct"),
-                _fmt(pc.get("iou"), "pct"),
-                _fmt(pc.get("ovr_accuracy"), "pct"),
-            ]
-            for name, pc in per_class.items()
-        ]
-        parts.append("<h3>Per class</h3>")
-        parts.append(
-            _table(
-                [
-                    "class",
-                    "value",
-                    "support",
-                    "predicted",
-                    "precision",
-                    "recall",
-                    "F1",
-                    "IoU",
-                    "one-vs-rest acc.",
-                ],
-                rows,
-            )
-        )
-    figs = []
-    cm = m.get("confusion_matrix")
-    classes = m.get("classes")
-    if cm and classes and len(cm) == len(classes):
-        arr = np.asarray(cm, float)
-        figs.append(
-            _img(plots.png_bytes(plots.confusion_matrix_figure(m)), f"confusion matrix {rel}")
-        )
-        figs.append(
-            _img(
-                plots.png_bytes(
-                    plots.class_distribution_figure(
-                        classes, arr.sum(axis=1), arr.sum(axis=0), m.get("colors")
-                    )
-                ),
-                f"class distribution {rel}",
-            )
-        )
-    if figs:
-        parts.append(f'<div class="figs">{"".join(figs)}</div>')
+    parts.append(_per_class_table(m.get("per_class") or {}))
+    parts.append(_matrix_figures(rel, m))
     parts.append("</section>")
     return "".join(parts)
+
+
+def _per_class_table(per_class: Mapping[str, Any]) -> str:
+    """The per-class table of a metrics file ("" when it has none)."""
+    if not per_class:
+        return ""
+    rows = [
+        [
+            _esc(name),
+            _fmt(pc.get("value")),
+            _fmt(pc.get("support")),
+            _fmt(pc.get("predicted")),
+            _fmt(pc.get("precision"), "pct"),
+            _fmt(pc.get("recall"), "pct"),
+            _fmt(pc.get("f1"), "pct"),
+            _fmt(pc.get("iou"), "pct"),
+            _fmt(pc.get("ovr_accuracy"), "pct"),
+        ]
+        for name, pc in per_class.items()
+    ]
+    head = ["class", "value", "support", "predicted", "precision", "recall", "F1", "IoU"]
+    return "<h3>Per class</h3>" + _table([*head, "one-vs-rest acc."], rows)
+
+
+def _matrix_figures(rel: str, m: Mapping[str, Any]) -> str:
+    """Confusion matrix and class distribution images ("" without a matrix)."""
+    from landforge.evaluation import plots
+
+    cm = m.get("confusion_matrix")
+    classes = m.get("classes")
+    if not (cm and classes and len(cm) == len(classes)):
+        return ""
+    arr = np.asarray(cm, float)
+    figs = [
+        _img(plots.png_bytes(plots.confusion_matrix_figure(m)), f"confusion matrix {rel}"),
+        _img(
+            plots.png_bytes(
+                plots.class_distribution_figure(
+                    classes, arr.sum(axis=1), arr.sum(axis=0), m.get("colors")
+                )
+            ),
+            f"class distribution {rel}",
+        ),
+    ]
+    return f'<div class="figs">{"".join(figs)}</div>'
 
 
 def _flat_numbers(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

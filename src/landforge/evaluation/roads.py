@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
+from landforge.evaluation.options import NO_REFERENCE, EvaluateRoadsOptions
 
 __all__ = ["evaluate_roads", "road_metrics", "centreline_length", "rasterize_lines", "pixel_size_m"]
 
@@ -53,12 +54,15 @@ def _step_lengths(lines: np.ndarray, px: tuple[float, float]) -> np.ndarray:
     if not lines.any():
         return np.zeros(lines.shape, np.float64)
     a = lines.astype(np.uint8)
-    orth_h = ndimage.convolve(a, np.array([[0, 0, 0], [1, 0, 1], [0, 0, 0]], np.uint8),
-                              mode="constant")
-    orth_v = ndimage.convolve(a, np.array([[0, 1, 0], [0, 0, 0], [0, 1, 0]], np.uint8),
-                              mode="constant")
-    diag = ndimage.convolve(a, np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], np.uint8),
-                            mode="constant")
+    orth_h = ndimage.convolve(
+        a, np.array([[0, 0, 0], [1, 0, 1], [0, 0, 0]], np.uint8), mode="constant"
+    )
+    orth_v = ndimage.convolve(
+        a, np.array([[0, 1, 0], [0, 0, 0], [0, 1, 0]], np.uint8), mode="constant"
+    )
+    diag = ndimage.convolve(
+        a, np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], np.uint8), mode="constant"
+    )
     # Kulpa (1977) weights: plain chain-code lengths (1 and sqrt 2) over-estimate lines
     # off the 0/45 degree directions by up to 8 %; these are unbiased over directions.
     dxm, dym = px[0] * _KULPA_ORTH, px[1] * _KULPA_ORTH
@@ -162,10 +166,10 @@ def evaluate_roads(
     pred: str | os.PathLike[str],
     lines: str | os.PathLike[str] | None = None,
     truth_mask: str | os.PathLike[str] | None = None,
-    road_values: Sequence[int] | None = None,
-    truth_values: Sequence[int] | None = None,
-    tolerance_m: float = 2.0,
+    opts: EvaluateRoadsOptions | None = None,
+    *,
     out: str | os.PathLike[str] | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Centre-line metrics (and pixel IoU with a reference mask) of a road raster.
 
@@ -176,19 +180,21 @@ def evaluate_roads(
         truth_mask: reference road mask on the same grid (thinned for the centre-line
             metrics; also gives pixel IoU / F1), road pixels ``truth_values`` (default
             > 0).
-        tolerance_m: buffer tolerance in metres.
+        opts: :class:`~landforge.evaluation.options.EvaluateRoadsOptions` (road values
+            of both rasters, buffer tolerance in metres).
         out: optional JSON path (written atomically).
+        **overrides: fields of ``opts`` to replace.
 
     Raises:
-        InputError: missing files, no reference, a mask on another grid, a reference
-            with no line inside the raster.
+        OptionError: neither ``lines`` nor ``truth_mask``.
+        InputError: missing files, a mask on another grid, a reference with no line
+            inside the raster.
     """
     from landforge.io.raster import check_same_grid, open_raster, read_grid
 
+    o = EvaluateRoadsOptions.build(opts, **overrides)
     if lines is None and truth_mask is None:
-        raise InputError("--lines", "give reference centre lines (--lines) or a mask (--truth-mask)")
-    if tolerance_m < 0:
-        raise InputError("--tolerance-m", f"must be >= 0, got {tolerance_m}")
+        raise OptionError("lines", NO_REFERENCE)
     grid = read_grid(pred)
 
     def read_mask(path: Any, values: Sequence[int] | None) -> np.ndarray:
@@ -198,13 +204,13 @@ def evaluate_roads(
         sel = np.isin(a, list(values)) if values else a > 0
         return sel & valid
 
-    p = read_mask(pred, road_values)
+    p = read_mask(pred, o.road_values)
     px = pixel_size_m(grid.transform, grid.crs)
     result: dict[str, Any] = {"kind": "landforge-road-metrics/1", "pred": str(pred)}
     t_mask = None
     if truth_mask is not None:
         check_same_grid(grid, truth_mask)
-        t_mask = read_mask(truth_mask, truth_values)
+        t_mask = read_mask(truth_mask, o.truth_values)
         tp, fp, fn = int((p & t_mask).sum()), int((p & ~t_mask).sum()), int((~p & t_mask).sum())
         result["pixel_iou"] = tp / (tp + fp + fn) if tp + fp + fn else float("nan")
         result["pixel_f1"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
@@ -217,15 +223,15 @@ def evaluate_roads(
         centre = rasterize_lines(ref.geometry, grid.transform, (grid.height, grid.width))
         if not centre.any():
             raise InputError(lines, "no reference line falls inside the predicted raster")
-        result.update(road_metrics(p, centre, px, tolerance_m))
+        result.update(road_metrics(p, centre, px, o.tolerance_m))
         result["reference"] = str(lines)
     else:
-        result.update(road_metrics(p, t_mask, px, tolerance_m, truth_is_mask=True))
+        result.update(road_metrics(p, t_mask, px, o.tolerance_m, truth_is_mask=True))
         result["reference"] = str(truth_mask)
     if out is not None:
-        from landforge.evaluation.metrics import to_jsonable
+        from landforge.config import jsonable
         from landforge.io.atomic import atomic_path
 
         with atomic_path(out) as tmp:
-            Path(tmp).write_text(json.dumps(to_jsonable(result), indent=2))
+            Path(tmp).write_text(json.dumps(jsonable(result), indent=2))
     return result

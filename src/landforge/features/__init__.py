@@ -1,1 +1,1 @@
-"""landforge.features."""
+"""Multi-source features: POI distance-decay maps, POI category embeddings, parcel features."""

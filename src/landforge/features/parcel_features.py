@@ -18,7 +18,7 @@ the parcels passed in (no labels are used); pass ``idf=`` to reuse the IDF of an
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
+from landforge.features.options import ParcelFeatureOptions
 from landforge.io.vector import to_metric
 
-__all__ = ["idf_weights", "parcel_poi_features"]
+__all__ = ["ParcelFeatureOptions", "idf_weights", "parcel_poi_features"]
 
 
 def _embedding_frame(embeddings: Any) -> pd.DataFrame | None:
@@ -57,25 +58,28 @@ def parcel_poi_features(
     parcels: gpd.GeoDataFrame,
     pois: gpd.GeoDataFrame,
     embeddings: Any = None,
-    category_col: str = "category",
-    categories: Sequence[str] | None = None,
+    opts: ParcelFeatureOptions | None = None,
+    *,
     idf: Mapping[str, float] | pd.Series | None = None,
-    id_col: str = "parcel_id",
+    **overrides: Any,
 ) -> pd.DataFrame:
     """POI counts, density and (TF-IDF-weighted) mean category embedding per parcel.
 
     Args:
         parcels: parcel polygons with a CRS.
-        pois: POI points with a CRS and ``category_col``; reprojected to the parcels' CRS.
+        pois: POI points with a CRS and the category column; reprojected to the
+            parcels' CRS.
         embeddings: a fitted :class:`~landforge.features.poi_embed.POIEmbedder` or a
             DataFrame indexed by category (or with a ``category`` column) of vectors;
             None for counts and density only.
-        category_col: POI category column.
-        categories: categories that get an ``n_<category>`` column, in this order;
-            default the embedding vocabulary, or the categories seen when there is no
-            embedding. Fix it to get the same columns for two cities.
+        opts: :class:`~landforge.features.options.ParcelFeatureOptions`:
+            ``category_col`` (POI category column), ``categories`` (categories that get
+            an ``n_<category>`` column, in this order; default the embedding vocabulary,
+            or the categories seen when there is no embedding: fix it to get the same
+            columns for two cities), ``id_col`` (parcel id column copied to the output
+            when present).
         idf: IDF per category to use instead of computing it over ``parcels``.
-        id_col: parcel id column copied to the output when present.
+        **overrides: fields of ``opts`` (e.g. ``category_col="kind"``).
 
     Returns:
         DataFrame indexed like ``parcels``: ``id_col`` (if present), ``n_pois``,
@@ -83,15 +87,18 @@ def parcel_poi_features(
         ``emb_tfidf_*``.
 
     Raises:
-        InputError: a layer without CRS or a missing category column.
+        InputError: a layer without CRS.
+        OptionError: a missing category column, duplicate ``categories``.
     """
+    o = ParcelFeatureOptions.build(opts, **overrides)
+    category_col, categories, id_col = o.category_col, o.categories, o.id_col
     if parcels.crs is None:
         raise InputError("parcels", "parcel layer has no CRS")
     if pois.crs is None:
         raise InputError("pois", "POI layer has no CRS")
     if category_col not in pois.columns:
         have = ", ".join(str(c) for c in pois.columns if c != pois.geometry.name)
-        raise InputError("--category-col", f"POIs have no column {category_col!r} ({have})")
+        raise OptionError("category_col", f"POIs have no column {category_col!r} ({have})")
     emb = _embedding_frame(embeddings)
 
     pois = pois[pois[category_col].notna().to_numpy()]
@@ -109,7 +116,7 @@ def parcel_poi_features(
         categories = list(emb.index) if emb is not None else sorted(set(joined["_cat"]))
     cats = pd.Index([str(c) for c in categories])
     if cats.has_duplicates:
-        raise InputError("categories", "duplicate categories")
+        raise OptionError("categories", "duplicate categories")
     n = len(parcels)
     col = cats.get_indexer(joined["_cat"].to_numpy())
     row = joined["_pos"].to_numpy()

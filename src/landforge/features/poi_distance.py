@@ -175,7 +175,7 @@ def _four_hav(delta: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _distance_from_four_hav(h4: np.ndarray, mode: str) -> np.ndarray:
-    """d = 2 R asin(sqrt(h4) / 2)."""
+    """The distance d = 2 R asin(sqrt(h4) / 2)."""
     x = np.sqrt(h4) * 0.5
     if mode == "sin":
         return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(x, 1.0))

@@ -51,10 +51,18 @@ import shapely
 from scipy import sparse
 from scipy.spatial import Delaunay, QhullError, cKDTree
 
-from landforge.errors import InputError, require_file
+from landforge.errors import InputError, OptionError, require_file
+from landforge.features.options import PoiEmbedOptions
 from landforge.io.vector import to_metric
 
-__all__ = ["GRAPHS", "POIEmbedder", "load_embeddings", "poi_graph", "random_walks"]
+__all__ = [
+    "GRAPHS",
+    "POIEmbedder",
+    "PoiEmbedOptions",
+    "load_embeddings",
+    "poi_graph",
+    "random_walks",
+]
 
 #: Network types of :class:`POIEmbedder`.
 GRAPHS = ("delaunay", "knn")
@@ -91,7 +99,7 @@ def poi_graph(
     xy = np.asarray(xy, dtype=float)
     n = len(xy)
     if graph not in GRAPHS:
-        raise InputError("graph", f"unknown POI graph {graph!r}; use one of {', '.join(GRAPHS)}")
+        raise OptionError("graph", f"unknown POI graph {graph!r}; use one of {', '.join(GRAPHS)}")
     if n < 2:
         return sparse.csr_matrix((n, n))
     # centred + jittered: Qhull drops exact duplicates, and large UTM numbers cost precision
@@ -169,105 +177,68 @@ def random_walks(
 class POIEmbedder:
     """Category embeddings from random walks on a POI network (skip-gram).
 
-    scikit-learn style: parameters in ``__init__``, :meth:`fit` learns
+    scikit-learn style: parameters at construction, :meth:`fit` learns
     ``embeddings_`` (DataFrame, index ``category``, columns ``emb_0 ...``), and
-    :meth:`transform` looks categories up.
+    :meth:`transform` looks categories up. The parameters are a
+    :class:`~landforge.features.options.PoiEmbedOptions` (``opts``, overridden by
+    keywords), validated at construction and readable as attributes (``model.dim``):
 
-    Args:
-        dim: vector size.
-        graph: ``"delaunay"`` or ``"knn"``.
-        k: neighbours per POI for ``graph="knn"``.
-        max_dist_m: edges longer than this (metres) are dropped.
-        walks_per_node: walks started at every connected POI.
-        walk_length: POIs per walk (tokens per sentence).
-        window: skip-gram context window.
-        epochs: Word2Vec epochs.
-        seed: seed of the jitter, the walks and Word2Vec.
-        d0_m: distance offset of the edge weight ``1 / (d + d0_m)``.
-        negative: negative samples of Word2Vec.
+    * ``dim``: vector size; ``graph``: ``"delaunay"`` or ``"knn"``; ``k``: neighbours
+      per POI for ``graph="knn"``; ``max_dist_m``: edges longer than this (metres) are
+      dropped;
+    * ``walks_per_node``: walks started at every connected POI; ``walk_length``: POIs
+      per walk (tokens per sentence);
+    * ``window``: skip-gram context window; ``epochs``: Word2Vec epochs; ``negative``:
+      negative samples of Word2Vec; ``seed``: seed of the jitter, the walks and Word2Vec;
+    * ``d0_m``: distance offset of the edge weight ``1 / (d + d0_m)``;
+    * ``category_col``: the category column :meth:`fit` uses unless given one.
 
     Example:
         >>> emb = POIEmbedder(dim=32, seed=0).fit(pois, "category")  # doctest: +SKIP
         >>> emb.transform(["amenity=cafe", "shop=bakery"]).shape  # doctest: +SKIP
         (2, 32)
+
+    Raises:
+        OptionError: a bad parameter (e.g. ``dim=0``), at construction.
     """
 
-    def __init__(
-        self,
-        dim: int = 64,
-        graph: str = "delaunay",
-        k: int = 8,
-        max_dist_m: float = 500.0,
-        walks_per_node: int = 10,
-        walk_length: int = 40,
-        window: int = 5,
-        epochs: int = 5,
-        seed: int = 0,
-        d0_m: float = 10.0,
-        negative: int = 5,
-    ) -> None:
-        self.dim = dim
-        self.graph = graph
-        self.k = k
-        self.max_dist_m = max_dist_m
-        self.walks_per_node = walks_per_node
-        self.walk_length = walk_length
-        self.window = window
-        self.epochs = epochs
-        self.seed = seed
-        self.d0_m = d0_m
-        self.negative = negative
+    def __init__(self, opts: PoiEmbedOptions | None = None, **overrides: Any) -> None:
+        self.options = PoiEmbedOptions.build(opts, **overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        # the parameters read as attributes: model.dim, model.seed, ...
+        options = self.__dict__.get("options")
+        if options is not None and name in PoiEmbedOptions.model_fields:
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def get_params(self) -> dict[str, Any]:
-        """The constructor parameters (stored with saved embeddings)."""
-        return {
-            name: getattr(self, name)
-            for name in (
-                "dim",
-                "graph",
-                "k",
-                "max_dist_m",
-                "walks_per_node",
-                "walk_length",
-                "window",
-                "epochs",
-                "seed",
-                "d0_m",
-                "negative",
-            )
-        }
+        """The embedding parameters (stored with saved embeddings)."""
+        return self.options.model_dump(exclude={"category_col"})
 
-    def _check(self) -> None:
-        if self.graph not in GRAPHS:
-            raise InputError(
-                "--graph", f"unknown POI graph {self.graph!r}; use one of {', '.join(GRAPHS)}"
-            )
-        for name in ("dim", "k", "walks_per_node", "walk_length", "window", "epochs"):
-            if int(getattr(self, name)) < 1:
-                raise InputError(f"--{name.replace('_', '-')}", "must be >= 1")
-        if not self.max_dist_m > 0:
-            raise InputError("--max-dist", "must be > 0")
-
-    def fit(self, pois: gpd.GeoDataFrame, category_col: str = "category") -> POIEmbedder:
+    def fit(self, pois: gpd.GeoDataFrame, category_col: str | None = None) -> POIEmbedder:
         """Build the POI network, walk it, and train skip-gram on the category sequences.
 
         Args:
             pois: POI points with a CRS (polygons are reduced to a point inside).
-            category_col: the category column; rows with no category are ignored.
+            category_col: the category column (default: the ``category_col`` option);
+                rows with no category are ignored.
 
         Returns:
             self, with ``embeddings_``, ``category_counts_``, ``n_pois_``, ``n_edges_``
             and ``n_walks_``.
 
         Raises:
-            InputError: no CRS, missing column, or no POI with a category.
+            InputError: no CRS, or no POI with a category.
+            OptionError: the category column is missing.
         """
         from gensim.models import Word2Vec
 
-        self._check()
+        o = self.options
+        category_col = category_col or o.category_col
         if category_col not in pois.columns:
             have = ", ".join(str(c) for c in pois.columns if c != pois.geometry.name)
-            raise InputError("--category-col", f"POIs have no column {category_col!r} ({have})")
+            raise OptionError("category_col", f"POIs have no column {category_col!r} ({have})")
         if pois.crs is None:
             raise InputError("pois", "POI layer has no CRS")
         geoms = pois.geometry.values
@@ -284,8 +255,8 @@ class POIEmbedder:
         xy = np.column_stack([shapely.get_x(pts), shapely.get_y(pts)])
         tokens = pois[category_col].astype(str).to_numpy()
 
-        adj = poi_graph(xy, self.graph, self.k, self.max_dist_m, self.d0_m, self.seed)
-        walks = random_walks(adj, self.walks_per_node, self.walk_length, self.seed)
+        adj = poi_graph(xy, o.graph, o.k, o.max_dist_m, o.d0_m, o.seed)
+        walks = random_walks(adj, o.walks_per_node, o.walk_length, o.seed)
         sentences = [list(t) for t in tokens[walks]]
         isolated = np.diff(adj.indptr) == 0
         sentences += [[t] for t in tokens[isolated]]
@@ -293,13 +264,13 @@ class POIEmbedder:
         model = Word2Vec(
             sentences=sentences,
             sg=1,
-            vector_size=int(self.dim),
-            window=int(self.window),
+            vector_size=o.dim,
+            window=o.window,
             min_count=1,
-            negative=int(self.negative),
-            epochs=int(self.epochs),
+            negative=o.negative,
+            epochs=o.epochs,
             workers=1,
-            seed=int(self.seed),
+            seed=o.seed,
             hashfxn=_stable_hash,
         )
         cats = sorted(set(tokens))
@@ -332,9 +303,10 @@ class POIEmbedder:
         out[known] = emb.to_numpy(dtype=np.float32)[pos[known]]
         return out
 
-    def fit_transform(self, pois: gpd.GeoDataFrame, category_col: str = "category") -> np.ndarray:
+    def fit_transform(self, pois: gpd.GeoDataFrame, category_col: str | None = None) -> np.ndarray:
         """Fit, then return the vector of every POI's category."""
-        return self.fit(pois, category_col).transform(pois[category_col].dropna())
+        col = category_col or self.options.category_col
+        return self.fit(pois, col).transform(pois[col].dropna())
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write ``category`` + ``emb_*`` columns to Parquet, parameters as metadata."""
@@ -366,8 +338,11 @@ class POIEmbedder:
         raw = (table.schema.metadata or {}).get(_META_KEY)
         params = json.loads(raw)["params"] if raw else {}
         emb = _from_table(p, table.to_pandas())
-        obj = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
-        obj.dim = emb.shape[1]
+        try:
+            obj = cls(**{k: v for k, v in params.items() if k in cls().get_params()})
+        except OptionError:  # parameters of another version: the vectors still load
+            obj = cls()
+        obj.options.dim = emb.shape[1]
         obj.embeddings_ = emb
         return obj
 

@@ -28,7 +28,8 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
+from landforge.features.options import PoiMapOptions, parse_dmax_text
 from landforge.features.poi_distance import EARTH_RADIUS_M, nearest_distance_windows
 from landforge.io.raster import RasterGrid, StagedCOG, iter_blocks, write_cog
 from landforge.progress import track
@@ -36,6 +37,8 @@ from landforge.progress import track
 __all__ = [
     "EARTH_RADIUS_M",
     "PoiClass",
+    "PoiMapOptions",
+    "load_poi_mapping",
     "parse_dmax",
     "poi_probability_maps",
     "resolve_classes",
@@ -56,31 +59,37 @@ class PoiClass:
 def parse_dmax(text: str) -> dict[str, float]:
     """Parse ``"residential=300,commercial=300,industrial=800"`` into a dict.
 
+    (:class:`PoiMapOptions` parses a ``dmax`` text the same way.)
+
     Raises:
-        InputError: (source ``--dmax``) on empty text, a missing ``=``, a duplicate class
+        OptionError: (field ``dmax``) on empty text, a missing ``=``, a duplicate class
             or a distance that is not a positive number.
     """
-    out: dict[str, float] = {}
-    items = [t.strip() for t in (text or "").split(",") if t.strip()]
-    if not items:
-        raise InputError("--dmax", "give CLASS=METRES pairs, e.g. residential=300,industrial=800")
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError("--dmax", f"expected CLASS=METRES, got {item!r}")
-        try:
-            dist = float(value)
-        except ValueError:
-            raise InputError(
-                "--dmax", f"distance of {key!r} is not a number: {value.strip()!r}"
-            ) from None
-        if not math.isfinite(dist) or dist <= 0:
-            raise InputError("--dmax", f"distance of {key!r} must be > 0, got {value.strip()!r}")
-        if key in out:
-            raise InputError("--dmax", f"class {key!r} given twice")
-        out[key] = dist
-    return out
+    try:
+        return parse_dmax_text(text)
+    except ValueError as exc:
+        raise OptionError("dmax", str(exc)) from None
+
+
+def load_poi_mapping(taxonomy: str | None) -> Any:
+    """The category mapping named by the ``taxonomy`` option; None for no taxonomy.
+
+    Raises:
+        OptionError: (field ``taxonomy``) an unknown taxonomy name or a class system.
+        InputError: a taxonomy file that cannot be read (named by its path).
+    """
+    if not taxonomy:
+        return None
+    from landforge.taxonomy import load_mapping
+
+    try:
+        return load_mapping(taxonomy)
+    except OptionError:
+        raise
+    except InputError as exc:
+        if exc.source in (None, "taxonomy"):  # a name, not a file
+            raise OptionError("taxonomy", exc.problem) from None
+        raise
 
 
 def resolve_classes(dmax: Mapping[Any, float], mapping: Any = None) -> list[PoiClass]:
@@ -89,11 +98,11 @@ def resolve_classes(dmax: Mapping[Any, float], mapping: Any = None) -> list[PoiC
     Without a mapping the keys are the POI categories themselves.
 
     Raises:
-        InputError: empty ``dmax``, a non-positive distance, or a key the mapping's target
-            classes do not have.
+        OptionError: (field ``dmax``) empty ``dmax``, a non-positive distance, or a key
+            the mapping's target classes do not have.
     """
     if not dmax:
-        raise InputError("dmax", "no classes given")
+        raise OptionError("dmax", "no classes given")
     out: list[PoiClass] = []
     lookup: dict[str, Any] = {}
     if mapping is not None:
@@ -105,9 +114,9 @@ def resolve_classes(dmax: Mapping[Any, float], mapping: Any = None) -> list[PoiC
         try:
             d = float(dist)
         except (TypeError, ValueError):
-            raise InputError("dmax", f"distance of {key!r} is not a number: {dist!r}") from None
+            raise OptionError("dmax", f"distance of {key!r} is not a number: {dist!r}") from None
         if not math.isfinite(d) or d <= 0:
-            raise InputError("dmax", f"distance of {key!r} must be > 0, got {dist!r}")
+            raise OptionError("dmax", f"distance of {key!r} must be > 0, got {dist!r}")
         if mapping is None:
             out.append(PoiClass(str(key), str(key), str(key), d))
             continue
@@ -115,7 +124,7 @@ def resolve_classes(dmax: Mapping[Any, float], mapping: Any = None) -> list[PoiC
         if c is None:
             have = ", ".join(f"{c.code} ({c.name})" for c in mapping.classes())
             name = getattr(mapping, "name", "the mapping")
-            raise InputError("dmax", f"{name} has no class {key!r}; its classes: {have}")
+            raise OptionError("dmax", f"{name} has no class {key!r}; its classes: {have}")
         out.append(PoiClass(str(key), str(c.code), str(c.name), d))
     return out
 
@@ -123,12 +132,10 @@ def resolve_classes(dmax: Mapping[Any, float], mapping: Any = None) -> list[PoiC
 def poi_probability_maps(
     pois: gpd.GeoDataFrame,
     grid: RasterGrid,
-    dmax: Mapping[Any, float],
+    opts: PoiMapOptions | None = None,
+    *,
     mapping: Any = None,
-    category_col: str = "category",
-    workers: int = 1,
-    block_pixels: int = 1 << 19,
-    tile: int = 32,
+    **overrides: Any,
 ) -> np.ndarray:
     """Distance-decay POI probability per class on ``grid``.
 
@@ -138,27 +145,30 @@ def poi_probability_maps(
     Args:
         pois: POI points (any CRS) with a category column.
         grid: the output grid (projected or geographic CRS).
-        dmax: class -> decay distance in metres; keys are class codes or names of the
-            mapping's target system (``residential`` or its code), or, without a
-            mapping, category values. The band order follows ``dmax``.
-        mapping: taxonomy mapping from ``category_col`` to classes (``map_many``,
-            ``classes``); None when the categories already are the classes.
-        category_col: the POI category column.
-        workers: threads over windows and for the k-d tree (-1: all cores).
-        block_pixels: pixels per window at most (bounds working memory).
-        tile: tile side in pixels of the candidate search (speed only, not results).
+        opts: :class:`~landforge.features.options.PoiMapOptions`: ``dmax`` (class ->
+            decay distance in metres; keys are class codes or names of the taxonomy's
+            target system or, without a taxonomy, category values; the band order
+            follows ``dmax``), ``taxonomy``, ``category_col``, and ``workers``, ``tile``,
+            ``block_pixels`` (speed and memory only, not results).
+        mapping: a loaded taxonomy mapping (``map_many``, ``classes``) to use instead of
+            loading ``opts.taxonomy``.
+        **overrides: fields of ``opts`` (e.g. ``dmax={"residential": 300}``).
 
     Returns:
         float32 array (n_classes, height, width) in [0, 1].
 
     Raises:
-        InputError: POIs without CRS, a missing category column, a grid without CRS, or a
-            ``dmax`` key the mapping does not know. A class with no POI gives a band of
-            zeros and a warning.
+        InputError: POIs without CRS, a missing category column, a grid without CRS.
+        OptionError: a bad option, e.g. a ``dmax`` key the mapping does not know. A
+            class with no POI gives a band of zeros and a warning.
     """
-    classes, per_class = _prepare(pois, grid, dmax, mapping, category_col)
+    o = PoiMapOptions.build(opts, **overrides)
+    if mapping is None:
+        mapping = load_poi_mapping(o.taxonomy)
+    classes, per_class = _prepare(pois, grid, o.dmax, mapping, o.category_col)
     out = np.zeros((len(classes), grid.height, grid.width), dtype=np.float32)
-    for rows, cols, block in _blocks(per_class, classes, grid, tile, block_pixels, workers):
+    blocks = _blocks(per_class, classes, grid, o.tile, o.block_pixels, o.workers)
+    for rows, cols, block in blocks:
         out[:, rows, cols] = block
     return out
 
@@ -205,7 +215,9 @@ def _prepare(
         raise InputError("grid", "raster grid has no CRS")
     if category_col not in pois.columns:
         have = ", ".join(str(c) for c in pois.columns if c != pois.geometry.name)
-        raise InputError("pois", f"no category column {category_col!r}; the layer has: {have}")
+        raise OptionError(
+            "category_col", f"no category column {category_col!r}; the POIs have: {have}"
+        )
     classes = resolve_classes(dmax, mapping)
     if mapping is not None:
         codes, unknown = mapping.map_many(pois[category_col])
@@ -243,19 +255,21 @@ def write_poi_probability_maps(
     path: str | os.PathLike[str],
     pois: gpd.GeoDataFrame,
     grid: RasterGrid,
-    dmax: Mapping[Any, float],
+    opts: PoiMapOptions | None = None,
+    *,
     mapping: Any = None,
-    category_col: str = "category",
-    workers: int = 1,
-    block_pixels: int = 1 << 19,
-    tile: int = 32,
+    **overrides: Any,
 ) -> Path:
     """:func:`poi_probability_maps` streamed to a COG: memory stays bounded by windows.
 
     The same values as ``write_poi_maps(path, poi_probability_maps(...), ...)`` without
-    ever holding the whole (k, H, W) array, for national-scale grids.
+    ever holding the whole (k, H, W) array, for national-scale grids. Options and
+    ``mapping`` as :func:`poi_probability_maps`.
     """
-    classes, per_class = _prepare(pois, grid, dmax, mapping, category_col)
+    o = PoiMapOptions.build(opts, **overrides)
+    if mapping is None:
+        mapping = load_poi_mapping(o.taxonomy)
+    classes, per_class = _prepare(pois, grid, o.dmax, mapping, o.category_col)
     tags = _tags({c.name: c.dmax_m for c in classes})
     staged = StagedCOG(
         path,
@@ -268,7 +282,8 @@ def write_poi_probability_maps(
     )
     try:
         strips: dict[int, tuple[np.ndarray, int]] = {}
-        for rows, cols, block in _blocks(per_class, classes, grid, tile, block_pixels, workers):
+        blocks = _blocks(per_class, classes, grid, o.tile, o.block_pixels, o.workers)
+        for rows, cols, block in blocks:
             strip, filled = strips.get(rows.start, (None, 0))
             if strip is None:
                 strip = np.zeros((len(classes), rows.stop - rows.start, grid.width), np.float32)
@@ -307,7 +322,7 @@ def _poi_lonlat(
 
 
 def _decay(d: np.ndarray, dmax: float) -> np.ndarray:
-    """p = 1 - min(d / dmax, 1); d = inf (nothing within dmax) gives 0."""
+    """The probability p = 1 - min(d / dmax, 1); d = inf (nothing within dmax) gives 0."""
     return (1.0 - np.minimum(d / dmax, 1.0)).astype(np.float32)
 
 

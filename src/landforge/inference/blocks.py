@@ -1,4 +1,4 @@
-"""Block-wise prediction: the unit of work of ``landforge predict``, its files, resume.
+"""Block-wise prediction: the unit of work of ``landforge predict`` and how it is computed.
 
 The sliding-window layout of a raster (:mod:`.windows`) is cut into **blocks** of
 ``block_windows`` x ``block_windows`` windows. A block's *region* is the union of the
@@ -10,16 +10,10 @@ checkpoint), and writes the block's region of every output to small GeoTIFFs in 
 written atomically after the files). The same function runs in-process, on a local
 Dask cluster or on remote Dask workers that see the same files.
 
-:func:`assemble` streams finished blocks, a few hundred rows at a time, into the final
-COGs (:class:`~landforge.io.raster.StagedCOG`), so neither the driver nor a worker
-ever holds a whole output raster.
-
-Resume: every record carries the *run key*, a hash of the model (weights and card),
-the options that change pixels (window, overlap, TTA, threshold, blend, block size,
-bands, output types, pad multiple) and the identity of every input raster (resolved
-path, size, modification time). ``resume=True`` reuses the blocks whose record carries
-the current key and computes only the rest; the result is bit-identical to an
-uninterrupted run because every block is computed the same way whoever computes it.
+The part files, their assembly into the final COGs and the run key that decides which
+finished blocks a resumed run may reuse live in :mod:`.parts`; every block is computed
+the same way whoever computes it, so a resumed run is bit-identical to an
+uninterrupted one.
 
 Blended mode (``blend=True``): instead of keeping each window's centre, every window
 contributes to every pixel it covers with a separable weight that is 0 within
@@ -39,14 +33,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hashlib
-import json
 import os
-import shutil
 import threading
 import time
-import uuid
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,14 +44,25 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.enums
+import rasterio.windows
 import torch
-from affine import Affine
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.inference.constants import NODATA_CLASS, PROB_SCALE
+from landforge.inference.forward import model_probabilities, pad_window
+from landforge.inference.options import PredictOptions
+from landforge.inference.parts import (
+    PARTS_FORMAT,
+    done_path,
+    hash_files,
+    part_path,
+    write_json,
+    write_part,
+)
 from landforge.inference.windows import Tile, axis_layout, pad_to_multiple, sliding_windows
+from landforge.models.checkpoint import load_checkpoint
 
 __all__ = [
     "SourceSpec",
@@ -70,14 +70,11 @@ __all__ = [
     "BlockSpec",
     "plan_blocks",
     "predict_block",
-    "prepare_parts",
-    "assemble",
     "register_model",
-    "parts_dir_for",
     "blend_weights",
+    "hash_files",  # from .parts: benchmarks/bench_mapping.py keys warm models with it
 ]
 
-PARTS_FORMAT = "landforge-parts/1"
 OUTPUT_DTYPES = {"classes": "uint8", "footprint": "float32"}
 
 
@@ -101,12 +98,17 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class Job:
-    """Everything a block needs besides its windows (picklable, no open files)."""
+    """Everything a block needs besides its windows (picklable, no open files).
 
+    ``opts`` are the run's options (window, overlap, TTA, threshold, batch, ...); the
+    other fields are what the driver derived from the model and the rasters.
+    """
+
+    opts: PredictOptions
     model_path: str | None  # checkpoint; None: an in-memory model registered in-process
     model_key: str
     model_name: str
-    device: str
+    device: str  # the resolved torch device
     sources: tuple[SourceSpec, ...]
     mask: SourceSpec | None
     mean: tuple[float, ...]
@@ -115,14 +117,6 @@ class Job:
     classes_head: str | None
     n_probs: int
     outputs: tuple[str, ...]
-    probs_dtype: str
-    tta: str | None
-    threshold: float
-    pad_multiple: int
-    batch: int
-    window: int
-    overlap: int
-    blend: bool
     height: int
     width: int
     crs: str | None
@@ -132,9 +126,11 @@ class Job:
     torch_threads: int | None = None
 
     def dtype(self, name: str) -> np.dtype:
-        return np.dtype(self.probs_dtype if name == "probs" else OUTPUT_DTYPES[name])
+        """The array type of output ``name`` (classes, probs, footprint)."""
+        return np.dtype(self.opts.probs_dtype if name == "probs" else OUTPUT_DTYPES[name])
 
     def count(self, name: str) -> int:
+        """The band count of output ``name``."""
         return self.n_probs if name == "probs" else 1
 
 
@@ -162,7 +158,7 @@ def plan_blocks(
 ) -> list[tuple[int, tuple[int, int, int, int], tuple[Tile, ...], frozenset[int]]]:
     """(index, region, tiles, owned) of every block, row-major."""
     if block_windows < 1:
-        raise InputError("--block-windows", f"must be at least 1, got {block_windows}")
+        raise OptionError("block_windows", f"must be at least 1, got {block_windows}")
     rows = axis_layout(height, window, overlap)
     cols = axis_layout(width, window, overlap)
     tiles = sliding_windows(height, width, window, overlap)
@@ -213,12 +209,6 @@ def _positive_zone(start: int, length: int, total: int, overlap: int) -> tuple[i
     return start + int(nz[0]), start + int(nz[-1]) + 1
 
 
-def parts_dir_for(out: str | os.PathLike[str]) -> Path:
-    """The parts directory of a class map: ``OUT.parts`` beside it."""
-    p = Path(out)
-    return p.with_name(p.name + ".parts")
-
-
 # --------------------------------------------------------------------------- models
 
 _MODELS: collections.OrderedDict[tuple[str, str], torch.nn.Module] = collections.OrderedDict()
@@ -245,8 +235,6 @@ def _model(job: Job) -> torch.nn.Module:
             return model
         if job.model_path is None:  # pragma: no cover - the driver registers it
             raise RuntimeError("in-memory model is not registered in this process")
-        from landforge.models.checkpoint import load_checkpoint
-
         model, _ = load_checkpoint(job.model_path)
         model = model.to(torch.device(job.device)).eval()
         _LOADS[0] += 1
@@ -366,31 +354,23 @@ class _Inputs:
 # --------------------------------------------------------------------------- compute
 
 
-def _pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
-    if not ph and not pw:
-        return x
-    mode = "reflect" if min(x.shape[1:]) > 1 else "edge"
-    return np.pad(x, ((0, 0), (0, ph), (0, pw)), mode=mode)
-
-
 def _forward(
     job: Job, model: torch.nn.Module, xs: Sequence[np.ndarray]
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Footprint (N, h, w) and class (N, K, h, w) probabilities of a batch of windows."""
-    from landforge.inference.predictor import model_probabilities
-
+    o = job.opts
     h, w = xs[0].shape[1:]
-    ph, pw = pad_to_multiple(h, w, job.pad_multiple)
-    x = torch.from_numpy(np.stack([_pad(x, ph, pw) for x in xs])).to(torch.device(job.device))
+    ph, pw = pad_to_multiple(h, w, o.pad_multiple)
+    x = np.stack([pad_window(x, ph, pw) for x in xs])
     try:
-        probs = model_probabilities(model, x, job.tta)
+        probs = model_probabilities(model, torch.from_numpy(x).to(torch.device(job.device)), o.tta)
     except RuntimeError as exc:
-        if h < job.window or w < job.window:
-            raise InputError(
-                job.sources[0].path,
-                f"raster ({job.width}x{job.height}) is smaller than the {job.window}-pixel "
+        if h < o.window or w < o.window:
+            raise OptionError(
+                "window",
+                f"raster ({job.width}x{job.height}) is smaller than the {o.window}-pixel "
                 f"window and model {job.model_name!r} cannot run on it padded to "
-                f"{w + pw}x{h + ph} ({str(exc).splitlines()[0][:120]}); use --window "
+                f"{w + pw}x{h + ph} ({str(exc).splitlines()[0][:120]}); use "
                 f"{min(job.width, job.height)} or less, a larger raster or a fully "
                 "convolutional model",
             ) from None
@@ -428,15 +408,15 @@ def _place(
     if cp is not None:
         classes = cp.argmax(0).astype(np.uint8) + 1
         if fp is not None:
-            classes[fp < job.threshold] = 0
+            classes[fp < job.opts.threshold] = 0
     else:
-        classes = (fp >= job.threshold).astype(np.uint8)  # type: ignore[operator]
+        classes = (fp >= job.opts.threshold).astype(np.uint8)  # type: ignore[operator]
     classes[~ok] = NODATA_CLASS
     rs, cs = at
     arrays["classes"][0, rs, cs] = classes
     if "probs" in arrays:
         src = cp if cp is not None else fp[None]  # type: ignore[index]
-        if job.probs_dtype == "uint8":
+        if job.opts.probs_dtype == "uint8":
             q = np.rint(np.clip(src, 0, 1) * PROB_SCALE).astype(np.uint8)
             q[:, ~ok] = NODATA_CLASS
         else:
@@ -476,7 +456,7 @@ def _batches(
             continue
         x, valid = inputs.window(tile.window)
         pending.append((tile, x, valid))
-        if len(pending) == spec.job.batch:
+        if len(pending) == spec.job.opts.batch:
             yield pending
             pending = []
     if pending:
@@ -533,8 +513,8 @@ def _blend_block(spec: BlockSpec, model: torch.nn.Module, inputs: _Inputs) -> tu
             inter = rasterio.windows.intersection(tile.window, region_win)
             at = _local(inter, region)
             ws = _local(inter, (tile.row, tile.col, 0, 0))
-            wy = blend_weights(tile.row, tile.height, job.height, job.overlap)
-            wx = blend_weights(tile.col, tile.width, job.width, job.overlap)
+            wy = blend_weights(tile.row, tile.height, job.height, job.opts.overlap)
+            wx = blend_weights(tile.col, tile.width, job.width, job.opts.overlap)
             wgt = np.outer(wy, wx)[ws]
             if acc_f is not None:
                 acc_f[at] += wgt * fp[i][ws]  # type: ignore[index]
@@ -571,14 +551,14 @@ def predict_block(spec: BlockSpec) -> dict[str, Any]:
         sources = [_open(stack, s) for s in job.sources]
         mask = _open(stack, job.mask) if job.mask is not None else None
         inputs = _Inputs(job, sources, mask)
-        compute = _blend_block if job.blend else _crop_block
+        compute = _blend_block if job.opts.blend else _crop_block
         arrays, skipped = compute(spec, model, inputs)
     classes = arrays["classes"][0]
     valid = classes != NODATA_CLASS
     counts = np.bincount(classes[valid].ravel(), minlength=256)
     parts = Path(job.parts)
     for name, arr in arrays.items():
-        _write_part(_part_path(parts, spec.index, name), arr, job, spec.region)
+        write_part(part_path(parts, spec.index, name), arr, job.crs, job.transform, spec.region)
     record = {
         "format": PARTS_FORMAT,
         "key": job.key,
@@ -593,166 +573,5 @@ def predict_block(spec: BlockSpec) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - t0, 3),
         "pid": os.getpid(),
     }
-    _write_json(_done_path(parts, spec.index), record)
+    write_json(done_path(parts, spec.index), record)
     return record
-
-
-# --------------------------------------------------------------------------- parts files
-
-
-def _part_path(parts: Path, index: int, name: str) -> Path:
-    return parts / f"b{index:06d}.{name}.tif"
-
-
-def _done_path(parts: Path, index: int) -> Path:
-    return parts / f"b{index:06d}.done.json"
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
-def _write_part(path: Path, arr: np.ndarray, job: Job, region: tuple[int, int, int, int]) -> None:
-    tmp = _tmp_name(path)
-    transform = Affine(*job.transform[:6]) @ Affine.translation(region[1], region[0])
-    profile = {
-        "driver": "GTiff",
-        "width": arr.shape[2],
-        "height": arr.shape[1],
-        "count": arr.shape[0],
-        "dtype": arr.dtype.name,
-        "crs": job.crs,
-        "transform": transform,
-        "tiled": False,
-        "blockysize": 16,
-        "compress": "deflate",
-        "zlevel": 1,
-        "BIGTIFF": "IF_SAFER",
-    }
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(arr)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = _tmp_name(path)
-    try:
-        tmp.write_text(json.dumps(obj))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def prepare_parts(parts: Path, key: str, resume: bool) -> dict[int, dict[str, Any]]:
-    """Create the parts directory; return the reusable done records by block index.
-
-    Without ``resume`` an existing parts directory (left by an interrupted run) is
-    removed, with a warning saying how many finished blocks are discarded. With
-    ``resume`` the blocks whose record carries ``key`` and whose files exist are kept.
-    """
-    if parts.exists() and not parts.is_dir():
-        raise InputError(parts, "exists and is not a directory (the parts directory of --out)")
-    reusable: dict[int, dict[str, Any]] = {}
-    if parts.is_dir():
-        records = sorted(parts.glob("b*.done.json"))
-        if not resume:
-            if records:
-                warnings.warn(
-                    f"{parts}: discarding {len(records)} finished block(s) of an earlier "
-                    "run; use --resume to reuse them",
-                    UserWarning,
-                    stacklevel=3,
-                )
-            shutil.rmtree(parts)
-        else:
-            for path in records:
-                try:
-                    rec = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    continue
-                if rec.get("key") != key or rec.get("format") != PARTS_FORMAT:
-                    continue
-                idx = int(rec["index"])
-                if all(_part_path(parts, idx, n).exists() for n in rec.get("outputs", [])):
-                    reusable[idx] = rec
-    try:
-        parts.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(parts, f"cannot create the parts directory: {exc.strerror}") from None
-    _write_json(parts / "run.json", {"format": PARTS_FORMAT, "key": key})
-    return reusable
-
-
-def assemble(
-    parts: Path,
-    blocks: Sequence[tuple[int, tuple[int, int, int, int]]],
-    outputs: dict[str, Any],
-    width: int,
-    budget_bytes: int = 64 * 2**20,
-) -> None:
-    """Stream the part files of all blocks into the staged outputs, strip by strip.
-
-    Holds at most ``budget_bytes`` of full-width rows (all outputs together) at once.
-    """
-    by_row: dict[int, list[tuple[int, tuple[int, int, int, int]]]] = {}
-    for index, region in blocks:
-        by_row.setdefault(region[0], []).append((index, region))
-    bytes_per_row = sum(w.ds.count * w.dtype.itemsize for w in outputs.values()) * width
-    step = max(1, budget_bytes // max(bytes_per_row, 1))
-    for row0 in sorted(by_row):
-        row_blocks = sorted(by_row[row0], key=lambda b: b[1][1])
-        height = row_blocks[0][1][2]
-        with contextlib.ExitStack() as stack:
-            opened = {
-                (idx, name): stack.enter_context(rasterio.open(_part_path(parts, idx, name)))
-                for idx, _ in row_blocks
-                for name in outputs
-            }
-            for r in range(0, height, step):
-                n = min(step, height - r)
-                for name, writer in outputs.items():
-                    strip = np.empty((writer.ds.count, n, width), dtype=writer.dtype)
-                    for idx, (_, c0, _, w) in row_blocks:
-                        strip[:, :, c0 : c0 + w] = opened[idx, name].read(window=Window(0, r, w, n))
-                    writer.write(strip, row0 + r)
-
-
-# --------------------------------------------------------------------------- run key
-
-
-def file_identity(path: str | os.PathLike[str]) -> list[Any]:
-    """Cheap identity of an input file: resolved path, size, modification time (ns)."""
-    p = Path(path).resolve()
-    st = p.stat()
-    return [str(p), st.st_size, st.st_mtime_ns]
-
-
-def hash_files(paths: Iterable[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def hash_model(model: torch.nn.Module, card_json: str) -> str:
-    h = hashlib.sha256(card_json.encode())
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        t = t.detach().cpu().contiguous()
-        h.update(str((t.dtype, tuple(t.shape))).encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def run_key(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-import rasterio.windows  # noqa: E402

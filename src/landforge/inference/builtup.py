@@ -1,7 +1,7 @@
 """Built-up masks: the union of settlement products on the grid of an image.
 
-``landforge builtup --inputs GHSL.tif WSF.tif WORLDCOVER.tif --values ">0;255;50"
---like IMAGE.tif --out mask.tif`` marks a pixel of the image grid built-up (1) if
+``landforge builtup --inputs GHSL.tif --inputs WSF.tif --inputs WORLDCOVER.tif
+--values ">0;255;50" --like IMAGE.tif --out mask.tif`` marks a pixel of the image grid built-up (1) if
 **any source pixel overlapping it** is built-up in **any** input, 0 if some input
 covers it and none says built-up, and 255 (nodata) where no input has data.
 
@@ -43,7 +43,8 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
+from landforge.inference.options import BuiltupOptions
 from landforge.io.raster import RasterGrid, StagedCOG, iter_blocks, open_raster, read_grid
 
 __all__ = ["Selection", "parse_values", "builtup_mask"]
@@ -67,11 +68,13 @@ class Selection:
     threshold: float = 0.0
 
     def __call__(self, arr: np.ndarray) -> np.ndarray:
+        """True where ``arr`` is built-up."""
         if self.op is not None:
             return _OPS[self.op](arr, self.threshold)
         return np.isin(arr, np.asarray(self.values, dtype=arr.dtype))
 
     def describe(self) -> str:
+        """The selection as text (``>0``, ``1,2``)."""
         if self.op is not None:
             return f"{self.op}{self.threshold:g}"
         return ",".join(f"{v:g}" for v in self.values)
@@ -81,13 +84,16 @@ def parse_values(text: str | None, n_inputs: int) -> list[Selection]:
     """Selections for ``n_inputs`` inputs from ``"1;1,2;>0"`` (one for all, or one each).
 
     An empty text (or an empty item) means ``>0``.
+
+    Raises:
+        OptionError: (field ``values``) a bad item or a count that fits neither rule.
     """
     items = [""] if not text else [t.strip() for t in text.split(";")]
     if len(items) == 1:
         items = items * n_inputs
     if len(items) != n_inputs:
-        raise InputError(
-            "--values", f"give one selection for all inputs or one per input ({n_inputs}), "
+        raise OptionError(
+            "values", f"give one selection for all inputs or one per input ({n_inputs}), "
             f"got {len(items)}",
         )  # fmt: skip
     out = []
@@ -105,8 +111,8 @@ def parse_values(text: str | None, n_inputs: int) -> list[Selection]:
                     raise ValueError(item)
                 out.append(Selection(vals, None))
         except ValueError:
-            raise InputError(
-                "--values", f"{item!r}: use a value list such as 1,2 or a threshold such as >0"
+            raise OptionError(
+                "values", f"{item!r}: use a value list such as 1,2 or a threshold such as >0"
             ) from None
     return out
 
@@ -115,9 +121,8 @@ def builtup_mask(
     inputs: Sequence[str | os.PathLike[str]],
     like: str | os.PathLike[str] | RasterGrid,
     out: str | os.PathLike[str],
-    values: Sequence[Selection] | str | None = None,
-    band: int = 1,
-    block: int = 2048,
+    opts: BuiltupOptions | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Write the built-up union of ``inputs`` on the grid of ``like`` (see module doc).
 
@@ -125,25 +130,23 @@ def builtup_mask(
         inputs: settlement rasters (any CRS and resolution; each needs a CRS).
         like: raster (or grid) whose grid the mask is computed on.
         out: uint8 COG to write (0 not built-up, 1 built-up, 255 no input data).
-        values: selections, one for all inputs or one per input (text as for the CLI,
-            or :class:`Selection` objects); default ``>0``.
-        band: band of every input to read.
-        block: target block size in pixels.
+        opts: :class:`~landforge.inference.options.BuiltupOptions`: ``values`` (one
+            selection for all inputs or one per input, ``";"``-separated; default
+            ``>0``), ``band`` (of every input), ``block`` (target block size).
+        **overrides: fields of ``opts`` to replace (``values="1;>0"``).
 
     Returns:
         Summary: pixel counts (built-up, not built-up, nodata) and per-input coverage.
+
+    Raises:
+        OptionError: bad ``values``, no inputs.
+        InputError: unreadable rasters, a raster without CRS.
     """
+    o = BuiltupOptions.build(opts, **overrides)
+    band, block = o.band, o.block
     if not inputs:
-        raise InputError("--inputs", "give at least one settlement raster")
-    sels = (
-        parse_values(values, len(inputs))
-        if values is None or isinstance(values, str)
-        else list(values)
-    )
-    if len(sels) == 1 and len(inputs) > 1:
-        sels = sels * len(inputs)
-    if len(sels) != len(inputs):
-        raise InputError("--values", "one selection per input expected")
+        raise OptionError("inputs", "give at least one settlement raster")
+    sels = parse_values(o.values, len(inputs))
     grid = like if isinstance(like, RasterGrid) else read_grid(like)
     if grid.crs is None:
         raise InputError(like, "raster has no CRS")

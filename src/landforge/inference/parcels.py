@@ -12,7 +12,7 @@ wins the shared pixels. A parcel too small to contain a pixel centre gets no cla
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -23,9 +23,11 @@ import shapely
 from affine import Affine
 from rasterio.windows import Window
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.inference.constants import tagged_class_names
+from landforge.inference.options import AssignParcelsOptions
 from landforge.io.raster import RasterGrid, check_same_grid, iter_blocks, open_raster
+from landforge.taxonomy import load_classes
 
 __all__ = ["assign_parcels"]
 
@@ -33,26 +35,28 @@ __all__ = ["assign_parcels"]
 def assign_parcels(
     parcels: gpd.GeoDataFrame,
     map_path: str | os.PathLike[str],
+    opts: AssignParcelsOptions | None = None,
+    *,
     class_names: Mapping[int, str] | None = None,
     probs_path: str | os.PathLike[str] | None = None,
-    ignore: Iterable[int] = (0,),
-    all_touched: bool = False,
-    block: int = 4096,
+    **overrides: Any,
 ) -> gpd.GeoDataFrame:
     """Give each parcel the majority class of the map pixels inside it.
 
     Args:
         parcels: polygons in any CRS (reprojected to the map's CRS for counting).
         map_path: integer class map.
+        opts: :class:`~landforge.inference.options.AssignParcelsOptions`: ``ignore``
+            (class values not counted, background 0 by default; nodata is never
+            counted), ``all_touched`` (burn every pixel a parcel touches, not only
+            pixel centres), ``taxonomy`` (names of an untagged map's values), ``block``.
         class_names: class value -> name. Default: the map's ``LANDFORGE_CLASSES`` tag,
-            else the values found in the map named ``class_<value>``.
+            else the classes of ``taxonomy`` and any other value found in the map
+            (named ``class_<value>``).
         probs_path: optional class-probability raster on the same grid (float, or uint8
             with a GDAL scale); ``confidence`` is then the mean over the parcel of the
             per-pixel maximum probability.
-        ignore: class values not counted (background 0 by default); nodata is never
-            counted.
-        all_touched: burn every pixel a parcel touches, not only pixel centres.
-        block: block size in pixels.
+        **overrides: fields of ``opts`` to replace.
 
     Returns:
         A copy of ``parcels`` with ``class_value`` (nullable int), ``class_name``,
@@ -62,15 +66,17 @@ def assign_parcels(
     Raises:
         InputError: parcels without CRS, unreadable rasters, probabilities on another grid.
     """
+    o = AssignParcelsOptions.build(opts, **overrides)
+    all_touched, block = o.all_touched, o.block
     if parcels.crs is None:
         raise InputError("parcels", "parcels have no CRS")
-    ignore_set = {int(v) for v in ignore}
+    ignore_set = {int(v) for v in o.ignore}
     with open_raster(map_path) as src:
         if src.crs is None:
             raise InputError(map_path, "class map has no CRS")
         grid = RasterGrid(src.crs, src.transform, src.width, src.height)
         nodata = src.nodata
-        names = _class_names(src, class_names, grid, block, ignore_set, nodata)
+        names = _class_names(src, class_names, o.taxonomy, grid, block, ignore_set, nodata)
         values = np.array(
             sorted(v for v in names if v not in ignore_set and v != nodata), dtype=np.int64
         )
@@ -86,6 +92,7 @@ def assign_parcels(
 def _class_names(
     src: Any,
     class_names: Mapping[int, str] | None,
+    taxonomy: str | None,
     grid: RasterGrid,
     block: int,
     ignore: set[int],
@@ -99,7 +106,19 @@ def _class_names(
     found: set[int] = set()
     for win in iter_blocks(grid, block):
         found.update(int(v) for v in np.unique(src.read(1, window=win)))
-    return {v: f"class_{v}" for v in sorted(found) if v not in ignore and v != nodata}
+    # the class system's classes (all of them, like a tagged map's) + other values found
+    names = _taxonomy_names(taxonomy) if taxonomy else {}
+    names |= {v: f"class_{v}" for v in found if v not in names}
+    return {v: names[v] for v in sorted(names) if v not in ignore and v != nodata}
+
+
+def _taxonomy_names(taxonomy: str) -> dict[int, str]:
+    try:
+        return dict(load_classes(taxonomy).label_values())
+    except InputError as exc:
+        if exc.source == "taxonomy":  # an unknown name: the option is wrong
+            raise OptionError("taxonomy", exc.problem) from None
+        raise
 
 
 def _count(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from landforge.errors import InputError
+from landforge.errors import OptionError
 
 __all__ = ["TTA_MODES", "transforms", "apply_tta"]
 
@@ -75,12 +75,12 @@ def transforms(mode: str | None) -> list[Transform]:
     """The (forward, inverse) transforms of a TTA mode; ``None`` is the identity only.
 
     Raises:
-        InputError: for an unknown mode.
+        OptionError: for an unknown mode (field ``tta``).
     """
     if mode is None or mode == "none":
         return [(_identity, _identity)]
     if mode not in TTA_MODES:
-        raise InputError("--tta", f"unknown TTA mode {mode!r}; use one of: none, flips, d4")
+        raise OptionError("tta", f"unknown TTA mode {mode!r}; use one of: none, flips, d4")
     return TTA_MODES[mode]
 
 

@@ -37,6 +37,7 @@ from landforge.errors import InputError
 from landforge.inference.constants import tagged_class_names
 from landforge.inference.options import VectorizeOptions
 from landforge.io.raster import RasterGrid, check_same_grid, open_raster
+from landforge.taxonomy import load_classes
 
 __all__ = ["vectorize_buildings", "map_class_names"]
 
@@ -57,8 +58,6 @@ def map_class_names(
         tagged = tagged_class_names(src)
     if tagged:
         return tagged
-    from landforge.taxonomy import load_classes
-
     return dict(load_classes("rci").label_values())
 
 
@@ -80,6 +79,7 @@ def vectorize_buildings(
             tolerance, minimum area, block size); ``overrides`` replace its fields.
         class_names: class value -> name; default from the map (see
             :func:`map_class_names`).
+        **overrides: fields of ``opts`` to replace.
 
     Returns:
         GeoDataFrame in the map's CRS with ``building_id``, ``use``, ``use_value``,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from rasterio.windows import Window
 
-from landforge.errors import InputError
+from landforge.errors import OptionError
 
 __all__ = ["Tile", "axis_layout", "sliding_windows", "pad_to_multiple"]
 
@@ -86,7 +86,7 @@ def axis_layout(length: int, window: int, overlap: int) -> list[tuple[int, int, 
     so they partition ``[0, length)``.
 
     Raises:
-        InputError: if the window is not larger than twice the overlap.
+        OptionError: if the window is not larger than twice the overlap.
     """
     _check(window, overlap)
     if length <= 0:
@@ -134,12 +134,12 @@ def pad_to_multiple(height: int, width: int, multiple: int = 32) -> tuple[int, i
 
 def _check(window: int, overlap: int) -> None:
     if window <= 0:
-        raise InputError("--window", f"window must be positive, got {window}")
+        raise OptionError("window", f"window must be positive, got {window}")
     if overlap < 0:
-        raise InputError("--overlap", f"overlap must be >= 0, got {overlap}")
+        raise OptionError("overlap", f"overlap must be >= 0, got {overlap}")
     if window - 2 * overlap <= 0:
-        raise InputError(
-            "--overlap",
+        raise OptionError(
+            "overlap",
             f"overlap {overlap} is the margin dropped on each side of a window; "
             f"it must be less than half the window ({window})",
         )

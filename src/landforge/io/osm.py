@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from landforge.errors import InputError, require_file
+from landforge.errors import InputError, OptionError, require_file
 
 __all__ = ["NETWORK_TYPES", "POI_KEYS", "read_osm_landuse", "read_osm_pois", "read_osm_roads"]
 
@@ -96,8 +96,8 @@ def read_osm_roads(pbf_path: str | os.PathLike[str], network: str = "driving") -
     """
     path = Path(pbf_path)
     if network not in NETWORK_TYPES:
-        raise InputError(
-            "--network", f"unknown network {network!r}; use one of {', '.join(NETWORK_TYPES)}"
+        raise OptionError(
+            "network", f"unknown network {network!r}; use one of {', '.join(NETWORK_TYPES)}"
         )
     osm = _open(path)
     roads = _quiet(lambda: osm.get_network(network_type=network), path, "roads")

@@ -42,8 +42,9 @@ def read_pois(
     Args:
         path: CSV/TSV (coordinates in columns), GeoJSON, GeoParquet, GeoPackage, or an
             OpenStreetMap ``.osm.pbf`` (amenity, shop, office, ... as ``key=value``).
-        lon_col, lat_col: coordinate columns of a CSV; detected from common names
-            (lon/lng/longitude/x, lat/latitude/y) when not given.
+        lon_col: longitude/x column of a CSV; detected from common names
+            (lon/lng/longitude/x) when not given.
+        lat_col: latitude/y column of a CSV; detected (lat/latitude/y) when not given.
         category_col: column that must exist (the POI category); None to skip the check.
         crs: CRS of a CSV's coordinates (default EPSG:4326); for vector files, the CRS
             to assume when the file has none.
@@ -114,7 +115,9 @@ def _read_csv(p: Path, lon_col: str | None, lat_col: str | None, crs: Any) -> gp
         if name is None or name not in cols:
             hint = f"column {given!r} not found" if given else f"no {what} column found"
             raise InputError(
-                p, f"{hint}; the file has: {', '.join(cols)} (name them with --lon/--lat)"
+                p,
+                f"{hint}; the file has: {', '.join(cols)} "
+                "(give the longitude and latitude column names)",
             )
     x = pd.to_numeric(df[lon_name], errors="coerce").to_numpy(dtype=float)
     y = pd.to_numeric(df[lat_name], errors="coerce").to_numpy(dtype=float)

@@ -13,10 +13,17 @@ from typing import Any
 import geopandas as gpd
 import pyproj
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.io.atomic import atomic_path
 
-__all__ = ["read_vector", "write_vector", "local_utm_crs", "to_metric"]
+__all__ = [
+    "local_utm_crs",
+    "read_vector",
+    "require_column",
+    "require_crs",
+    "to_metric",
+    "write_vector",
+]
 
 _PARQUET = {".parquet", ".geoparquet"}
 _DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile"}
@@ -49,6 +56,34 @@ def read_vector(
     if require_crs and gdf.crs is None:
         raise InputError(p, "layer has no CRS; set one (e.g. with ogr2ogr -a_srs) and retry")
     return gdf
+
+
+def require_crs(gdf: Any, source: str | os.PathLike[str]) -> None:
+    """Raise InputError naming ``source`` if the layer ``gdf`` has no CRS."""
+    if getattr(gdf, "crs", None) is None:
+        raise InputError(source, "layer has no CRS; set one (e.g. with ogr2ogr -a_srs) and retry")
+
+
+def require_column(
+    gdf: Any, column: str, source: str | os.PathLike[str], option: str | None = None
+) -> None:
+    """Raise an error if the layer ``gdf`` (read from ``source``) has no column ``column``.
+
+    Args:
+        gdf: a (Geo)DataFrame.
+        column: the column needed.
+        source: what the layer is (a path or a name such as ``"label layer"``).
+        option: the options field that named ``column``: the error is then an
+            :class:`~landforge.errors.OptionError` on that field (the CLI shows its flag),
+            else an :class:`~landforge.errors.InputError` on ``source``.
+    """
+    if column in gdf.columns:
+        return
+    geometry = getattr(gdf, "_geometry_column_name", None)
+    have = ", ".join(str(c) for c in gdf.columns if c != geometry) or "no attribute columns"
+    if option is not None:
+        raise OptionError(option, f"{source} has no column {column!r} (it has: {have})")
+    raise InputError(source, f"no column {column!r} (it has: {have})")
 
 
 def write_vector(gdf: gpd.GeoDataFrame, path: str | os.PathLike[str], **kwargs: Any) -> Path:

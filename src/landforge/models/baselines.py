@@ -25,11 +25,11 @@ import torch
 import torch.nn as nn
 
 import landforge._compat  # noqa: F401  (before segmentation_models_pytorch imports torchvision)
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.models.multitask_unet import load_encoder_weights, prune_encoder_stages
 from landforge.models.registry import register
 
-__all__ = ["SmpSegmenter", "unet", "deeplabv3plus", "pspnet"]
+__all__ = ["SmpSegmenter"]
 
 _ARCHITECTURES = {"unet": "Unet", "deeplabv3plus": "DeepLabV3Plus", "pspnet": "PSPNet"}
 # smp options set here (or that would break the logits-dict contract).
@@ -73,17 +73,17 @@ class SmpSegmenter(nn.Module):
         import segmentation_models_pytorch as smp
 
         if arch not in _ARCHITECTURES:
-            raise InputError(
-                "model", f"unknown architecture {arch!r}; one of {', '.join(_ARCHITECTURES)}"
+            raise OptionError(
+                "arch", f"unknown architecture {arch!r}; one of {', '.join(_ARCHITECTURES)}"
             )
         if classes is None:
-            raise InputError("model.classes", "give the number of classes of the head")
+            raise OptionError("classes", "give the number of classes of the head")
         if in_channels < 1:
-            raise InputError("model.in_channels", f"must be >= 1, got {in_channels}")
+            raise OptionError("in_channels", f"must be >= 1, got {in_channels}")
         if classes < 1:
-            raise InputError("model.classes", f"must be >= 1, got {classes}")
+            raise OptionError("classes", f"must be >= 1, got {classes}")
         if not head:
-            raise InputError("model.head", "the output head needs a name")
+            raise OptionError("head", "the output head needs a name")
         cls = getattr(smp, _ARCHITECTURES[arch])
         # smp passes unknown keywords on to the encoder, which ignores them: check here
         # so a typo is an error, not a silently ignored setting.
@@ -91,8 +91,8 @@ class SmpSegmenter(nn.Module):
         allowed.discard("kwargs")
         unknown = sorted(set(smp_kwargs) - allowed)
         if unknown:
-            raise InputError(
-                "model",
+            raise OptionError(
+                "",
                 f"bad options for {arch!r}: unknown {', '.join(unknown)} "
                 f"(smp options: {', '.join(sorted(allowed))})",
             )
@@ -105,16 +105,16 @@ class SmpSegmenter(nn.Module):
                 **smp_kwargs,
             )
         except KeyError:
-            raise InputError(
-                "model.encoder",
+            raise OptionError(
+                "encoder",
                 f"unknown encoder {encoder!r}; try resnet18, resnet34 or resnet50 "
                 "(any segmentation-models-pytorch encoder name)",
             ) from None
         except RuntimeError as exc:  # e.g. an unknown timm ("tu-") encoder
-            raise InputError("model.encoder", f"{encoder!r}: {str(exc)[:200]}") from None
+            raise OptionError("encoder", f"{encoder!r}: {str(exc)[:200]}") from None
         except (TypeError, ValueError, AssertionError) as exc:
             first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise InputError("model", f"bad options for {arch!r}: {first}") from None
+            raise OptionError("", f"bad options for {arch!r}: {first}") from None
         self.arch = arch
         self.in_channels = in_channels
         self.classes = classes
@@ -140,29 +140,7 @@ class SmpSegmenter(nn.Module):
         return {self.head: self.segmentation_head(self.decoder(self.encoder(x)))}
 
 
-def _smp_builder(arch: str, doc: str) -> Any:
-    """A registry builder of :class:`SmpSegmenter` for the smp architecture ``arch``."""
-
-    def builder(
-        in_channels: int = 3,
-        classes: int | None = None,
-        encoder: str = "resnet34",
-        head: str = "landcover",
-        encoder_weights: str | None = None,
-        **smp_kwargs: Any,
-    ) -> SmpSegmenter:
-        return SmpSegmenter(arch, in_channels, classes, encoder, head, encoder_weights, **smp_kwargs)
-
-    builder.__name__ = builder.__qualname__ = arch
-    builder.__doc__ = doc
-    return register(arch)(builder)
-
-
-unet = _smp_builder("unet", "Registry builder: smp ``Unet`` (input a multiple of 32).")
-deeplabv3plus = _smp_builder(
-    "deeplabv3plus",
-    "Registry builder: smp ``DeepLabV3Plus`` (output stride 16: input a multiple of 16).",
-)
-pspnet = _smp_builder(
-    "pspnet", "Registry builder: smp ``PSPNet`` (three-stage encoder: input a multiple of 8)."
-)
+# Registry builders: smp ``Unet`` (input a multiple of 32), ``DeepLabV3Plus`` (output
+# stride 16: a multiple of 16), ``PSPNet`` (three-stage encoder: a multiple of 8).
+for _name in _ARCHITECTURES:
+    register(_name, SmpSegmenter, arch=_name)

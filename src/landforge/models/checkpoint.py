@@ -17,7 +17,7 @@ from typing import Any
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.io.atomic import atomic_path
 
 __all__ = ["ModelCard", "save_checkpoint", "load_checkpoint", "checkpoint_paths"]
@@ -88,7 +88,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, ModelCard]
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise InputError(weights, f"not a safetensors file ({str(exc)[:200]})") from None
-    model = build(card.model, **card.model_kwargs)
+    try:
+        model = build(card.model, **card.model_kwargs)
+    except OptionError as exc:  # the card names a model or options this version lacks
+        raise InputError(card_path, f"{exc.field}: {exc.problem}") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

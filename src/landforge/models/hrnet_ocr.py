@@ -43,7 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import landforge._compat  # noqa: F401  (before timm imports torchvision)
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.models.multitask_unet import load_encoder_weights
 from landforge.models.registry import register
 
@@ -51,8 +51,6 @@ __all__ = [
     "HRNetSegmenter",
     "OCRHead",
     "object_region_features",
-    "hrnet_ocr",
-    "hrnet",
     "AUX_WEIGHT",
 ]
 
@@ -190,23 +188,23 @@ class HRNetSegmenter(nn.Module):
         import timm
 
         if classes is None:
-            raise InputError("model.classes", "give the number of classes of the head")
+            raise OptionError("classes", "give the number of classes of the head")
         if in_channels < 1:
-            raise InputError("model.in_channels", f"must be >= 1, got {in_channels}")
+            raise OptionError("in_channels", f"must be >= 1, got {in_channels}")
         if classes < (2 if ocr else 1):
-            raise InputError(
-                "model.classes", f"must be >= {2 if ocr else 1} (one object region per class)"
+            raise OptionError(
+                "classes", f"must be >= {2 if ocr else 1} (one object region per class)"
             )
         if not head or head == "aux":
-            raise InputError("model.head", f"{head!r} cannot name the output head")
+            raise OptionError("head", f"{head!r} cannot name the output head")
         if ocr and (ocr_mid_channels < 1 or ocr_key_channels < 1):
-            raise InputError("model.ocr_mid_channels", "OCR widths must be >= 1")
+            raise OptionError("ocr_mid_channels", "OCR widths must be >= 1")
         if not 0.0 <= dropout < 1.0:
-            raise InputError("model.dropout", f"must be in [0, 1), got {dropout}")
+            raise OptionError("dropout", f"must be in [0, 1), got {dropout}")
         names = timm.list_models("hrnet*")
         if backbone not in names:
-            raise InputError(
-                "model.backbone", f"unknown HRNet backbone {backbone!r}; one of {', '.join(names)}"
+            raise OptionError(
+                "backbone", f"unknown HRNet backbone {backbone!r}; one of {', '.join(names)}"
             )
         self.encoder = timm.create_model(
             backbone,
@@ -264,45 +262,6 @@ def _upsample(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
 
 
-@register("hrnet_ocr")
-def hrnet_ocr(
-    in_channels: int = 3,
-    classes: int | None = None,
-    backbone: str = "hrnet_w18_small_v2",
-    ocr_mid_channels: int = 512,
-    ocr_key_channels: int = 256,
-    head: str = "landcover",
-    encoder_weights: str | None = None,
-    dropout: float = 0.05,
-) -> HRNetSegmenter:
-    """Registry builder: HRNet + OCR (see :class:`HRNetSegmenter`)."""
-    return HRNetSegmenter(
-        in_channels=in_channels,
-        classes=classes,
-        backbone=backbone,
-        ocr=True,
-        ocr_mid_channels=ocr_mid_channels,
-        ocr_key_channels=ocr_key_channels,
-        head=head,
-        encoder_weights=encoder_weights,
-        dropout=dropout,
-    )
-
-
-@register("hrnet")
-def hrnet(
-    in_channels: int = 3,
-    classes: int | None = None,
-    backbone: str = "hrnet_w18_small_v2",
-    head: str = "landcover",
-    encoder_weights: str | None = None,
-) -> HRNetSegmenter:
-    """Registry builder: HRNet with the HRNetV2 segmentation head, no OCR."""
-    return HRNetSegmenter(
-        in_channels=in_channels,
-        classes=classes,
-        backbone=backbone,
-        ocr=False,
-        head=head,
-        encoder_weights=encoder_weights,
-    )
+# HRNet + OCR, and HRNet with the HRNetV2 segmentation head and no OCR (the baseline)
+register("hrnet_ocr", HRNetSegmenter, ocr=True)
+register("hrnet", HRNetSegmenter, ocr=False)

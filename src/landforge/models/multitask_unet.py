@@ -14,6 +14,7 @@ never downloaded, only read from a local ``.safetensors`` file.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,10 +22,10 @@ import torch
 import torch.nn as nn
 
 import landforge._compat  # noqa: F401  (before segmentation_models_pytorch imports torchvision)
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.models.registry import register
 
-__all__ = ["MultiTaskUNet", "multitask_unet", "load_encoder_weights", "prune_encoder_stages"]
+__all__ = ["MultiTaskUNet", "load_encoder_weights", "prune_encoder_stages"]
 
 
 class MultiTaskUNet(nn.Module):
@@ -32,36 +33,45 @@ class MultiTaskUNet(nn.Module):
 
     Args:
         in_channels: number of input bands.
-        use_classes: number of use classes K.
+        classes: number of use classes K (the use head's channels).
         encoder: an smp encoder name (``resnet18``, ``resnet34``, ``resnet50`` ...).
         decoder_channels: U-Net decoder widths, deepest first (five for depth 5).
         encoder_weights: None (random init) or a local ``.safetensors`` file with the
             encoder's state dict (keys with or without an ``encoder.`` prefix).
         encoder_depth: number of encoder stages (3-5); the input size must be a
             multiple of ``2**encoder_depth``.
+        use_classes: deprecated name of ``classes``.
     """
 
     def __init__(
         self,
         in_channels: int = 3,
-        use_classes: int = 3,
+        classes: int = 3,
         encoder: str = "resnet34",
         decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
         encoder_weights: str | os.PathLike[str] | None = None,
         encoder_depth: int = 5,
+        use_classes: int | None = None,
     ) -> None:
         super().__init__()
         import segmentation_models_pytorch as smp
         from segmentation_models_pytorch.base import SegmentationHead
 
+        if use_classes is not None:
+            warnings.warn(
+                "multitask_unet: use_classes is deprecated; use classes",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            classes = use_classes
         if in_channels < 1:
-            raise InputError("model.in_channels", f"must be >= 1, got {in_channels}")
-        if use_classes < 1:
-            raise InputError("model.use_classes", f"must be >= 1, got {use_classes}")
+            raise OptionError("in_channels", f"must be >= 1, got {in_channels}")
+        if classes < 1:
+            raise OptionError("classes", f"must be >= 1, got {classes}")
         decoder_channels = tuple(int(c) for c in decoder_channels)
         if len(decoder_channels) != encoder_depth:
-            raise InputError(
-                "model.decoder_channels",
+            raise OptionError(
+                "decoder_channels",
                 f"needs {encoder_depth} widths (one per encoder stage), got {len(decoder_channels)}",
             )
         try:
@@ -74,17 +84,17 @@ class MultiTaskUNet(nn.Module):
                 classes=1,
             )
         except KeyError:
-            raise InputError(
-                "model.encoder",
+            raise OptionError(
+                "encoder",
                 f"unknown encoder {encoder!r}; try resnet18, resnet34 or resnet50 "
                 "(any segmentation-models-pytorch encoder name)",
             ) from None
         self.in_channels = in_channels
-        self.use_classes = use_classes
+        self.classes = classes
         self.encoder = unet.encoder
         self.decoder = unet.decoder
         self.footprint_head = SegmentationHead(decoder_channels[-1], 1, kernel_size=3)
-        self.use_head = SegmentationHead(decoder_channels[-1], use_classes, kernel_size=3)
+        self.use_head = SegmentationHead(decoder_channels[-1], classes, kernel_size=3)
         self.output_stride = 2**encoder_depth
         self._pruned = prune_encoder_stages(self.encoder, encoder_depth)
         if encoder_weights is not None:
@@ -103,8 +113,9 @@ class MultiTaskUNet(nn.Module):
 
 
 def prune_encoder_stages(encoder: nn.Module, depth: int) -> list[str]:
-    """Drop the ResNet stages (``layer{depth}``..``layer4``) an encoder of ``depth`` never
-    runs; returns their names.
+    """Drop the ResNet stages an encoder of ``depth`` never runs; returns their names.
+
+    The stages are ``layer{depth}``..``layer4``.
 
     smp's ResNet encoders keep every stage whatever the depth: the unused ones would sit
     in memory and in the checkpoint, and have no gradients.
@@ -163,21 +174,4 @@ def load_encoder_weights(
         raise InputError(p, f"weights do not fit the encoder ({first})") from None
 
 
-@register("multitask_unet")
-def multitask_unet(
-    in_channels: int = 3,
-    use_classes: int = 3,
-    encoder: str = "resnet34",
-    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
-    encoder_weights: str | None = None,
-    encoder_depth: int = 5,
-) -> MultiTaskUNet:
-    """Registry builder for :class:`MultiTaskUNet` (see its arguments)."""
-    return MultiTaskUNet(
-        in_channels=in_channels,
-        use_classes=use_classes,
-        encoder=encoder,
-        decoder_channels=decoder_channels,
-        encoder_weights=encoder_weights,
-        encoder_depth=encoder_depth,
-    )
+register("multitask_unet", MultiTaskUNet)

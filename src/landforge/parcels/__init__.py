@@ -1,14 +1,18 @@
-"""landforge.parcels: parcels from road networks, their labels and selection, and the LSI
-sample design."""
+"""landforge.parcels: road-network parcels, their labels and selection, LSI sample design.
+
+Each step takes its data as arguments and its settings as one options model
+(:mod:`landforge.parcels.options`), e.g. ``generate_parcels(roads, boundary,
+ParcelOptions(clean_m=3), districts=districts)`` or ``generate_parcels(roads,
+clean_m=3)``.
+"""
 
 from landforge.parcels.generate import (
     DEFAULT_WIDTHS_M,
-    ParcelConfig,
     generate_parcels,
     load_widths,
     road_widths,
 )
-from landforge.parcels.label import label_parcels, map_labels
+from landforge.parcels.label import label_parcels, load_label_mapping, map_labels
 from landforge.parcels.lsi import (
     SampleDesign,
     allocate,
@@ -19,6 +23,15 @@ from landforge.parcels.lsi import (
     lsi,
     region_lsi,
 )
+from landforge.parcels.options import (
+    LabelOptions,
+    ParcelConfig,
+    ParcelOptions,
+    PatchOptions,
+    SampleDesignOptions,
+    SelectOptions,
+    TiledParcelOptions,
+)
 from landforge.parcels.poisson import patch_squares, poisson_disk, poisson_patches
 from landforge.parcels.select import MSLU_AREA_RANGE, select_parcels, selection_report
 from landforge.parcels.tiled import generate_parcels_tiled
@@ -26,8 +39,14 @@ from landforge.parcels.tiled import generate_parcels_tiled
 __all__ = [
     "DEFAULT_WIDTHS_M",
     "MSLU_AREA_RANGE",
+    "LabelOptions",
     "ParcelConfig",
+    "ParcelOptions",
+    "PatchOptions",
     "SampleDesign",
+    "SampleDesignOptions",
+    "SelectOptions",
+    "TiledParcelOptions",
     "allocate",
     "class_lsi",
     "design_samples",
@@ -36,6 +55,7 @@ __all__ = [
     "generate_parcels_tiled",
     "label_parcels",
     "largest_remainder",
+    "load_label_mapping",
     "load_widths",
     "lsi",
     "map_labels",

@@ -6,7 +6,7 @@ dilate by ``clean_m``; the -5 m / +5 m buffer of the MSLU paper) drops slivers a
 blocks joined by narrow necks. What is left, exploded into single polygons, are parcels.
 
 Default roadbed widths (full width in metres, by OSM ``highway`` value; a ``width_m``
-column wins over them, and ``ParcelConfig.widths`` or a YAML file overrides them)::
+column wins over them, and ``ParcelOptions.widths`` or a YAML file overrides them)::
 
     motorway 30   trunk 25      primary 25     secondary 18    tertiary 12
     *_link: 12 (motorway), 10 (trunk, primary), 8 (secondary), 6 (tertiary)
@@ -16,8 +16,10 @@ column wins over them, and ``ParcelConfig.widths`` or a YAML file overrides them
     proposed, abandoned, construction: 0 (excluded: they do not bound parcels)
 
 A road class not in the table gets ``default_width_m`` (8 m) and one warning with the
-count. Roads in tunnels (``tunnel`` = yes / building_passage / culvert) are excluded by
-default, since they do not cut the land surface.
+count. Roads in tunnels (``tunnel`` = yes / building_passage / culvert) are excluded
+unless ``keep_tunnels``, since they do not cut the land surface. The options are
+:class:`~landforge.parcels.options.ParcelOptions` (also importable as ``ParcelConfig``);
+the data (roads, boundary, POIs, districts) are arguments of :func:`generate_parcels`.
 
 All work is vectorised with shapely 2 (array buffers, one union of all of them, one
 ``difference``); there is no Python loop over geometries. Two steps keep the GEOS
@@ -34,7 +36,7 @@ import math
 import os
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +44,23 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
 from landforge.errors import InputError
-from landforge.io.vector import to_metric
+from landforge.io.vector import require_crs, to_metric
+from landforge.parcels.centre import (
+    assign_districts,
+    district_polygons,
+    estimate_centre,
+    find_centre,
+)
+from landforge.parcels.options import ParcelConfig, ParcelOptions
 
 __all__ = [
     "CLIP_MARGIN_M",
     "DEFAULT_WIDTHS_M",
     "ParcelConfig",
+    "ParcelOptions",
     "PreparedRoads",
     "assign_districts",
     "block_area",
@@ -113,54 +123,6 @@ CLIP_MARGIN_M = 1e-7
 _TUNNEL_VALUES = {"yes", "true", "1", "building_passage", "culvert", "covered"}
 
 
-@dataclass
-class ParcelConfig:
-    """Settings of :func:`generate_parcels`.
-
-    Attributes:
-        widths: road class -> full roadbed width (m); merged over :data:`DEFAULT_WIDTHS_M`.
-        default_width_m: width for a class not in the table (one warning with the count).
-        class_col: column with the road class; falls back to OSM ``highway``.
-        width_col: column with a per-road width (m) that wins over the class table.
-        clean_m: erosion/dilation distance of the opening (MSLU paper: 5 m); 0 disables.
-        min_area_m2: parcels smaller than this are dropped.
-        exclude_tunnels: drop roads tagged as tunnels (column ``tunnel``).
-        quad_segs: segments per quarter circle of the road buffers (speed vs. roundness).
-        crs: working and output CRS; default the local UTM zone (projected input is kept).
-        centre: (x, y) for ``dist_centre_m``, in ``centre_crs`` (default: the roads' CRS);
-            default estimated by ``centre_method``.
-        centre_crs: CRS of ``centre``.
-        centre_method: without ``centre``: ``"density"`` (default) takes the peak of the
-            road-length (+ POI) kernel density (:func:`estimate_centre`); ``"centroid"``
-            the centroid of the boundary (the old default).
-        pois: optional POI points (any CRS) that add to the density of ``"density"``.
-        centre_cell_m, centre_bandwidth_m: grid cell and Gaussian bandwidth (m) of the
-            density.
-        districts: optional district polygons (any CRS); each parcel then gets the
-            ``district_id`` of the district holding its representative point (the nearest
-            district if none holds it). Without districts there is no ``district_id``.
-        district_col: id column of ``districts``; if missing, ids are the row number + 1.
-    """
-
-    widths: dict[str, float] | None = field(default_factory=dict)
-    default_width_m: float = 8.0
-    class_col: str = "road_class"
-    width_col: str = "width_m"
-    clean_m: float = 5.0
-    min_area_m2: float = 100.0
-    exclude_tunnels: bool = True
-    quad_segs: int = 4
-    crs: Any = None
-    centre: tuple[float, float] | None = None
-    centre_crs: Any = None
-    centre_method: str = "density"
-    pois: Any = None
-    centre_cell_m: float = 100.0
-    centre_bandwidth_m: float = 500.0
-    districts: Any = None
-    district_col: str = "district_id"
-
-
 def load_widths(path: str | os.PathLike[str]) -> dict[str, float]:
     """Read road widths from YAML: ``{class: width}`` or ``{widths: {...}}``.
 
@@ -187,12 +149,14 @@ def load_widths(path: str | os.PathLike[str]) -> dict[str, float]:
     return out
 
 
-def road_widths(roads: pd.DataFrame, cfg: ParcelConfig | None = None) -> np.ndarray:
+def road_widths(
+    roads: pd.DataFrame, opts: ParcelOptions | None = None, **overrides: Any
+) -> np.ndarray:
     """Full roadbed width (m) of each road: ``width_m`` column, else the class table.
 
-    Unknown classes (and missing values) get ``cfg.default_width_m`` and one warning.
+    Unknown classes (and missing values) get ``default_width_m`` and one warning.
     """
-    cfg = cfg or ParcelConfig()
+    cfg = ParcelOptions.build(opts, **overrides)
     table = {**DEFAULT_WIDTHS_M, **{str(k): float(v) for k, v in (cfg.widths or {}).items()}}
     n = len(roads)
     widths = np.full(n, np.nan)
@@ -238,7 +202,11 @@ def road_widths(roads: pd.DataFrame, cfg: ParcelConfig | None = None) -> np.ndar
 def generate_parcels(
     roads: gpd.GeoDataFrame,
     boundary: gpd.GeoDataFrame | None = None,
-    cfg: ParcelConfig | None = None,
+    opts: ParcelOptions | Mapping[str, Any] | None = None,
+    *,
+    pois: gpd.GeoDataFrame | None = None,
+    districts: gpd.GeoDataFrame | None = None,
+    **overrides: Any,
 ) -> gpd.GeoDataFrame:
     """Parcels: the boundary minus buffered roads, cleaned by a -/+ ``clean_m`` opening.
 
@@ -246,21 +214,28 @@ def generate_parcels(
         roads: road lines in any CRS, with a road class column (``road_class`` or OSM
             ``highway``) and/or a ``width_m`` column.
         boundary: polygon(s) to split; default the bounding box of the roads.
-        cfg: settings; see :class:`ParcelConfig`.
+        opts: options, see :class:`~landforge.parcels.options.ParcelOptions`.
+        pois: optional POI points (any CRS) that add to the road density the centre is
+            estimated from (``centre_method="density"``).
+        districts: optional district polygons (any CRS); each parcel then gets the
+            ``district_id`` of the district holding its representative point (the
+            nearest district if none holds it), ids from ``district_col``.
+        **overrides: option fields replacing those of ``opts`` (``clean_m=3``).
 
     Returns:
         Single-part parcel polygons in a local metric CRS with ``parcel_id`` (1-based),
         ``area_m2``, ``perimeter_m``, ``compactness`` (4 pi A / P^2), ``dist_centre_m``
-        and, with ``cfg.districts``, ``district_id``. ``gdf.attrs["centre"]`` holds the
+        and, with ``districts``, ``district_id``. ``gdf.attrs["centre"]`` holds the
         centre used (x, y in the output CRS) and ``gdf.attrs["centre_method"]`` how it
         was found (``"given"``, ``"density"`` or ``"centroid"``).
 
     Raises:
+        OptionError: a bad option value.
         InputError: roads without a CRS, no usable roads, or a boundary the roads do not
             meet.
     """
-    cfg = cfg or ParcelConfig()
-    prep = prepare_roads(roads, boundary, cfg)
+    cfg = ParcelOptions.build(opts, **overrides)
+    prep = prepare_roads(roads, boundary, cfg, pois=pois, districts=districts)
     lines, half = merge_roads(prep.lines, prep.half)
     buffers = road_buffers(lines, half, cfg)
     shapely.prepare(prep.area)
@@ -301,20 +276,23 @@ class PreparedRoads:
 
 
 def prepare_roads(
-    roads: gpd.GeoDataFrame, boundary: gpd.GeoDataFrame | None, cfg: ParcelConfig
+    roads: gpd.GeoDataFrame,
+    boundary: gpd.GeoDataFrame | None,
+    cfg: ParcelOptions,
+    pois: gpd.GeoDataFrame | None = None,
+    districts: gpd.GeoDataFrame | None = None,
 ) -> PreparedRoads:
     """Validate the inputs of :func:`generate_parcels` and project them to the work CRS.
 
     Raises:
         InputError: roads without a CRS, no usable roads, or a bad boundary.
     """
-    if roads.crs is None:
-        raise InputError("roads", "road layer has no CRS; set one and retry")
+    require_crs(roads, "roads")
     geoms = roads.geometry.values
     usable = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     usable &= shapely.get_type_id(geoms) != shapely.GeometryType.POINT
     usable &= shapely.get_type_id(geoms) != shapely.GeometryType.MULTIPOINT
-    if cfg.exclude_tunnels and "tunnel" in roads.columns:
+    if not cfg.keep_tunnels and "tunnel" in roads.columns:
         usable &= ~roads["tunnel"].astype(str).str.lower().isin(_TUNNEL_VALUES).to_numpy()
     if not usable.any():
         raise InputError("roads", "no road lines to build parcels from (the layer is empty)")
@@ -328,14 +306,15 @@ def prepare_roads(
         raise InputError("roads", "every road has width 0 (only footways or excluded classes)")
     area = _boundary_polygon(boundary, metric, crs)
     lines = metric.geometry.values[keep]
+    centre, how = find_centre(cfg, roads.crs, crs, area, lines, pois)
     return PreparedRoads(
         lines=lines,
         half=widths[keep] / 2.0,
         area=area,
         crs=crs,
-        centre=_centre(cfg, roads.crs, crs, area, lines),
-        centre_method="given" if cfg.centre is not None else str(cfg.centre_method).lower(),
-        districts=_districts(cfg, crs),
+        centre=centre,
+        centre_method=how,
+        districts=district_polygons(districts, crs, cfg.district_col),
     )
 
 
@@ -371,7 +350,7 @@ def merge_roads(lines: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.concatenate(out_lines), np.concatenate(out_half)
 
 
-def road_buffers(lines: np.ndarray, half: np.ndarray, cfg: ParcelConfig) -> np.ndarray:
+def road_buffers(lines: np.ndarray, half: np.ndarray, cfg: ParcelOptions) -> np.ndarray:
     """Road buffers for :func:`road_blocks`: half the roadbed width round each line.
 
     With an opening (``cfg.clean_m > 0``) the half widths are reduced by
@@ -381,7 +360,7 @@ def road_buffers(lines: np.ndarray, half: np.ndarray, cfg: ParcelConfig) -> np.n
     return shapely.buffer(lines, np.asarray(half) - margin, quad_segs=cfg.quad_segs)
 
 
-def block_area(area: shapely.Geometry, cfg: ParcelConfig) -> shapely.Geometry:
+def block_area(area: shapely.Geometry, cfg: ParcelOptions) -> shapely.Geometry:
     """The boundary for :func:`road_blocks`: grown by :data:`CLIP_MARGIN_M` with an opening."""
     if cfg.clean_m > 0:
         return shapely.buffer(area, CLIP_MARGIN_M, join_style="mitre")
@@ -404,7 +383,7 @@ def road_blocks(area: shapely.Geometry, buffers: np.ndarray) -> np.ndarray:
     return shapely.get_parts(shapely.difference(area, roads))
 
 
-def parcels_from_blocks(blocks: np.ndarray, cfg: ParcelConfig, return_index: bool = False) -> Any:
+def parcels_from_blocks(blocks: np.ndarray, cfg: ParcelOptions, return_index: bool = False) -> Any:
     """Open each road-bounded block, drop small pieces and repair the rare invalid one.
 
     Works block by block (no geometry depends on another block), so any subset of the
@@ -462,26 +441,6 @@ def parcel_frame(
     return gdf
 
 
-def assign_districts(parcels: np.ndarray, polygons: np.ndarray, ids: np.ndarray) -> pd.Series:
-    """The id of the district holding each parcel's representative point.
-
-    A point in no district (a parcel outside every district polygon) takes the nearest
-    district; a point on a shared edge takes the first district in input order.
-    """
-    if len(parcels) == 0 or len(polygons) == 0:
-        return pd.Series(np.full(len(parcels), None, dtype=object))
-    points = shapely.point_on_surface(parcels)
-    tree = shapely.STRtree(polygons)
-    pt, poly = tree.query(points, predicate="intersects")
-    which = np.full(len(parcels), len(polygons), dtype=np.int64)
-    np.minimum.at(which, pt, poly)  # the first district in input order
-    missing = np.flatnonzero(which == len(polygons))
-    if len(missing):
-        near_pt, near_poly = tree.query_nearest(points[missing], all_matches=False)
-        which[missing[near_pt]] = near_poly
-    return pd.Series(ids[which])
-
-
 def _utm_zone(gdf: gpd.GeoDataFrame) -> CRS | None:
     """The WGS 84 UTM zone at the centre of a geographic layer; None to let to_metric decide.
 
@@ -505,8 +464,7 @@ def _boundary_polygon(
     """One (multi)polygon in ``crs``: the boundary union, or the roads' bounding box."""
     if boundary is None:
         return shapely.box(*roads.total_bounds)
-    if boundary.crs is None:
-        raise InputError("boundary", "boundary layer has no CRS; set one and retry")
+    require_crs(boundary, "boundary")
     if not CRS.from_user_input(boundary.crs).equals(crs):
         boundary = boundary.to_crs(crs)
     geoms = np.asarray(boundary.geometry.values, dtype=object)
@@ -560,126 +518,6 @@ def _open(blocks: np.ndarray, clean_m: float, margin: float = 0.0) -> tuple[np.n
 def _polygon_parts(parts: np.ndarray, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     poly = shapely.get_type_id(parts) == shapely.GeometryType.POLYGON
     return parts[poly], source[poly]
-
-
-def _centre(
-    cfg: ParcelConfig, roads_crs: Any, crs: CRS, area: shapely.Geometry, lines: np.ndarray
-) -> Any:
-    if cfg.centre is not None:
-        src = CRS.from_user_input(cfg.centre_crs if cfg.centre_crs is not None else roads_crs)
-        x, y = Transformer.from_crs(src, crs, always_xy=True).transform(*cfg.centre)
-        return shapely.Point(x, y)
-    method = str(cfg.centre_method).lower()
-    if method == "centroid":
-        point = shapely.centroid(area)
-    elif method == "density":
-        pois = None
-        if cfg.pois is not None:
-            if getattr(cfg.pois, "crs", None) is None:
-                raise InputError("pois", "POI layer has no CRS; set one and retry")
-            pois = cfg.pois.to_crs(crs).geometry.values
-        x, y = estimate_centre(
-            lines, pois, cell_m=cfg.centre_cell_m, bandwidth_m=cfg.centre_bandwidth_m
-        )
-        point = shapely.Point(x, y)
-    else:
-        raise InputError("centre_method", f"use 'density' or 'centroid', got {cfg.centre_method!r}")
-    return point
-
-
-def estimate_centre(
-    roads: Any,
-    pois: Any = None,
-    cell_m: float = 100.0,
-    bandwidth_m: float = 500.0,
-) -> tuple[float, float]:
-    """The city centre as the peak of the road-length (+ POI) kernel density.
-
-    Road lines are cut into pieces of at most ``cell_m / 2``; each piece adds its length
-    at its midpoint to a histogram on a ``cell_m`` grid, which is smoothed by a Gaussian
-    of sigma ``bandwidth_m`` (``scipy.ndimage.gaussian_filter``). POI points, if given,
-    add a second histogram normalised to the same total, so roads and POIs weigh
-    equally. The grid is centred on the middle of the inputs' extent (a symmetric network
-    peaks exactly at its middle); the result is the centre of the densest cell.
-
-    Args:
-        roads: road lines in a metric CRS (array of geometries or a GeoSeries/-DataFrame).
-        pois: optional points in the same CRS.
-        cell_m: grid cell (m); grown where the grid would exceed 1000 x 1000 cells.
-        bandwidth_m: Gaussian sigma (m).
-
-    Returns:
-        (x, y) of the density peak.
-
-    Raises:
-        InputError: no road lines with a length, or a cell / bandwidth <= 0.
-    """
-    from scipy.ndimage import gaussian_filter
-
-    if not (cell_m > 0 and bandwidth_m > 0):
-        raise InputError("centre", f"cell and bandwidth must be > 0, got {cell_m}, {bandwidth_m}")
-    lines = shapely.get_parts(_geometries(roads))
-    lines = lines[shapely.length(lines) > 0]
-    if len(lines) == 0:
-        raise InputError("roads", "no road lines to estimate the centre from")
-    coords, at = shapely.get_coordinates(shapely.segmentize(lines, cell_m / 2), return_index=True)
-    same = at[1:] == at[:-1]
-    a, b = coords[:-1][same], coords[1:][same]
-    mid = (a + b) / 2
-    seg = np.hypot(*(b - a).T)
-    points = np.empty((0, 2))
-    if pois is not None:
-        pts = _geometries(pois)
-        if len(pts):
-            points = shapely.get_coordinates(shapely.centroid(pts))
-    allxy = np.vstack([mid, points])
-    lo, hi = allxy.min(axis=0), allxy.max(axis=0)
-    mid_xy = (lo + hi) / 2
-    cell = max(float(cell_m), float((hi - lo).max()) / 999.0)
-    half_n = np.ceil((hi - lo) / 2 / cell + 0.5).astype(int)  # cells each side of the middle
-    n = 2 * half_n + 1
-    edges = [mid_xy[k] + (np.arange(n[k] + 1) - n[k] / 2) * cell for k in range(2)]
-    density, _, _ = np.histogram2d(mid[:, 0], mid[:, 1], bins=edges, weights=seg)
-    if len(points):
-        extra, _, _ = np.histogram2d(points[:, 0], points[:, 1], bins=edges)
-        density = density / density.sum() + extra / extra.sum()
-    smooth = gaussian_filter(density, sigma=bandwidth_m / cell, mode="constant")
-    i, j = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
-    return (
-        float(mid_xy[0] + (i - half_n[0]) * cell),
-        float(mid_xy[1] + (j - half_n[1]) * cell),
-    )
-
-
-def _geometries(data: Any) -> np.ndarray:
-    """The non-empty geometries of a GeoDataFrame, GeoSeries or geometry array."""
-    geoms = data.geometry.values if hasattr(data, "geometry") else data
-    geoms = np.asarray(geoms, dtype=object)
-    return geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
-
-
-def _districts(cfg: ParcelConfig, crs: CRS) -> tuple[np.ndarray, np.ndarray] | None:
-    """District polygons and ids in ``crs``, or None without ``cfg.districts``."""
-    d = cfg.districts
-    if d is None:
-        return None
-    if getattr(d, "crs", None) is None:
-        raise InputError("districts", "district layer has no CRS; set one and retry")
-    d = d.to_crs(crs)
-    geoms = d.geometry.values
-    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    if cfg.district_col in d.columns:
-        ids = d[cfg.district_col].to_numpy()
-    else:
-        ids = np.arange(1, len(d) + 1, dtype=np.int64)
-    geoms, ids = np.asarray(geoms[ok], dtype=object), ids[ok]
-    invalid = ~shapely.is_valid(geoms)
-    if invalid.any():
-        geoms = geoms.copy()
-        geoms[invalid] = shapely.make_valid(geoms[invalid])
-    if len(geoms) == 0:
-        raise InputError("districts", "district layer has no polygon")
-    return geoms, ids
 
 
 def widths_for(classes: Mapping[str, float] | None = None) -> dict[str, float]:

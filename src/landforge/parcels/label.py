@@ -13,6 +13,7 @@ the summed overlaps exceed the parcel area, so ``coverage`` is capped at 1.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -20,10 +21,32 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from landforge.errors import InputError
-from landforge.io.vector import to_metric
+from landforge.errors import InputError, OptionError
+from landforge.io.vector import require_column, require_crs, to_metric
+from landforge.parcels.options import LabelOptions
 
-__all__ = ["label_parcels", "map_labels"]
+__all__ = ["label_parcels", "load_label_mapping", "map_labels"]
+
+
+def load_label_mapping(name: str) -> Any:
+    """The taxonomy mapping ``name`` (shipped name or YAML path) for :func:`label_parcels`.
+
+    Raises:
+        OptionError: on ``taxonomy`` for an unknown name.
+        InputError: a mapping file that cannot be read.
+    """
+    from landforge.taxonomy import load_mapping
+
+    try:
+        return load_mapping(name)
+    except OptionError:
+        raise
+    except InputError as exc:
+        if exc.source == "taxonomy":
+            raise OptionError("taxonomy", exc.problem) from None
+        raise
+    except (KeyError, FileNotFoundError, ValueError) as exc:
+        raise OptionError("taxonomy", f"unknown taxonomy {name!r} ({exc})") from None
 
 
 def map_labels(values: pd.Series, mapping: Any, col: str = "") -> pd.Series:
@@ -52,38 +75,40 @@ def map_labels(values: pd.Series, mapping: Any, col: str = "") -> pd.Series:
 def label_parcels(
     parcels: gpd.GeoDataFrame,
     labels_gdf: gpd.GeoDataFrame,
-    col: str,
+    opts: LabelOptions | Mapping[str, Any] | str | None = None,
+    *,
     mapping: Any = None,
-    min_coverage: float = 0.3,
-    mixed_threshold: float = 0.6,
+    **overrides: Any,
 ) -> gpd.GeoDataFrame:
     """Majority land-use class of each parcel by overlap area.
 
     Args:
         parcels: parcel polygons (any CRS).
-        labels_gdf: land-use polygons with class column ``col`` (any CRS).
-        col: the class column of ``labels_gdf``.
-        mapping: optional taxonomy mapping (``.map(value) -> code | None``) applied to
-            ``col`` first, e.g. ``load_mapping("osm_mslu")``.
-        min_coverage: parcels whose labelled share is below this stay unlabelled.
-        mixed_threshold: ``mixed`` is True when the majority share is below this.
+        labels_gdf: land-use polygons with the class column ``col`` (any CRS).
+        opts: options, see :class:`~landforge.parcels.options.LabelOptions` (``col``,
+            ``taxonomy``, ``min_coverage``, ``mixed_threshold``); a string is the class
+            column: ``label_parcels(p, landuse, "landuse")``.
+        mapping: taxonomy mapping (``.map_many(values)``) applied to ``col`` first;
+            default the mapping named by ``taxonomy`` (e.g. ``osm_mslu``), if any.
+        **overrides: option fields replacing those of ``opts`` (``min_coverage=0.1``).
 
     Returns:
         ``parcels`` (same CRS, same rows) with ``label``, ``purity``, ``coverage`` and
         ``mixed`` columns added.
 
     Raises:
-        InputError: a layer without CRS, or ``col`` missing from ``labels_gdf``.
+        OptionError: a bad option, e.g. ``col`` missing from ``labels_gdf``.
+        InputError: a layer without CRS.
     """
-    if parcels.crs is None:
-        raise InputError("parcels", "parcel layer has no CRS")
-    if labels_gdf.crs is None:
-        raise InputError("labels", "label layer has no CRS")
-    if col not in labels_gdf.columns:
-        have = ", ".join(c for c in labels_gdf.columns if c != labels_gdf.geometry.name)
-        raise InputError("--col", f"label layer has no column {col!r} (it has: {have})")
-    if not (0 <= min_coverage <= 1 and 0 <= mixed_threshold <= 1):
-        raise InputError("label_parcels", "min_coverage and mixed_threshold must be in [0, 1]")
+    if isinstance(opts, str):
+        opts, overrides = None, {"col": opts, **overrides}
+    o = LabelOptions.build(opts, **overrides)
+    col, min_coverage, mixed_threshold = o.col, o.min_coverage, o.mixed_threshold
+    require_crs(parcels, "parcels")
+    require_crs(labels_gdf, "labels")
+    require_column(labels_gdf, col, "label layer", option="col")
+    if mapping is None and o.taxonomy:
+        mapping = load_label_mapping(o.taxonomy)
 
     metric = to_metric(parcels)
     classes = labels_gdf[col]

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
 import geopandas as gpd
@@ -59,7 +60,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
+from landforge.io.vector import require_column, require_crs
+from landforge.parcels.options import SampleDesignOptions
 
 __all__ = [
     "SampleDesign",
@@ -99,7 +102,7 @@ def _index(edges: np.ndarray, q: np.ndarray, standard: Standard) -> np.ndarray:
             min_p = np.where(q == n * n, 4 * n, np.where(q <= n * (n + 1), 4 * n + 2, 4 * n + 4))
             out = edges / min_p
         else:
-            raise InputError("standard", f"use 'sqrt' or 'fragstats', got {standard!r}")
+            raise OptionError("standard", f"use 'sqrt' or 'fragstats', got {standard!r}")
     return np.where(q > 0, out, np.nan)
 
 
@@ -322,11 +325,11 @@ def design_samples_array(
         (0-based index), ``class``, ``unit_row``, ``unit_col``, ``uLSI``, ``row``, ``col``.
     """
     if int(n) <= 0:
-        raise InputError("--n", f"number of sites must be > 0, got {n}")
+        raise OptionError("n", f"number of sites must be > 0, got {n}")
     uy, ux = (unit_px, unit_px) if np.isscalar(unit_px) else unit_px  # type: ignore[misc]
     uy, ux = int(uy), int(ux)
     if uy < 1 or ux < 1:
-        raise InputError("--unit-size-m", "grid unit must be at least one pixel")
+        raise OptionError("unit_px", "grid unit must be at least one pixel")
     labels = np.asarray(labels)
     regions = np.asarray(regions, dtype=np.int64)
     if labels.shape != regions.shape or labels.ndim != 2:
@@ -400,12 +403,8 @@ def design_samples_array(
 def design_samples(
     landcover_path: str | os.PathLike[str],
     regions_gdf: gpd.GeoDataFrame,
-    n: int,
-    unit_size_m: float,
-    region_col: str | None = None,
-    nodata: Any = None,
-    seed: int = 0,
-    standard: Standard = "sqrt",
+    opts: SampleDesignOptions | Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> SampleDesign:
     """LSI-stratified sample sites on a land-cover raster (Chen et al. 2016).
 
@@ -416,12 +415,12 @@ def design_samples(
     Args:
         landcover_path: single-band class raster with a projected CRS.
         regions_gdf: region polygons in any CRS.
-        n: total number of sites ``N``.
-        unit_size_m: side of the square grid units in the raster's CRS units (metres).
-        region_col: column naming the regions; default the 1-based row number.
-        nodata: nodata class value; default the raster's nodata.
-        seed: seed of the pixel draw.
-        standard: LSI standard, see :func:`lsi`.
+        opts: options, see :class:`~landforge.parcels.options.SampleDesignOptions`:
+            ``n`` (total number of sites ``N``), ``unit_size_m`` (side of the square
+            grid units in the raster's CRS units), ``region_col`` (column naming the
+            regions; default the 1-based row number), ``nodata`` (default the raster's
+            nodata), ``seed`` (of the pixel draw) and ``standard`` (see :func:`lsi`).
+        **overrides: option fields replacing those of ``opts`` (``n=1600``).
 
     Returns:
         ``SampleDesign(sites, allocation)``: ``sites`` a GeoDataFrame of points at pixel
@@ -430,21 +429,21 @@ def design_samples(
         :func:`allocate` with region names.
 
     Raises:
-        InputError: a missing raster, regions without CRS, a missing ``region_col``,
-            ``n <= 0``, ``unit_size_m <= 0``, or regions that miss the raster.
+        OptionError: a bad option value (``n <= 0``, ``unit_size_m <= 0``, a
+            ``region_col`` the regions lack).
+        InputError: a missing raster, regions without CRS, or regions that miss the
+            raster.
     """
     from rasterio.features import rasterize
 
     from landforge.io.raster import open_raster
 
-    if int(n) <= 0:
-        raise InputError("--n", f"number of sites must be > 0, got {n}")
-    if not unit_size_m > 0:
-        raise InputError("--unit-size-m", f"must be > 0, got {unit_size_m:g}")
-    if regions_gdf.crs is None:
-        raise InputError("regions", "region layer has no CRS; set one and retry")
-    if region_col is not None and region_col not in regions_gdf.columns:
-        raise InputError("--region-col", f"region layer has no column {region_col!r}")
+    o = SampleDesignOptions.build(opts, **overrides)
+    n, unit_size_m, region_col = o.n, o.unit_size_m, o.region_col
+    nodata, seed, standard = o.nodata, o.seed, o.standard
+    require_crs(regions_gdf, "regions")
+    if region_col is not None:
+        require_column(regions_gdf, region_col, "region layer", option="region_col")
     with open_raster(landcover_path) as src:
         if src.crs is None:
             raise InputError(landcover_path, "raster has no CRS")

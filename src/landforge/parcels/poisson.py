@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -45,7 +46,8 @@ import shapely
 from shapely.ops import polylabel
 
 from landforge.errors import InputError
-from landforge.io.vector import to_metric
+from landforge.io.vector import require_column, require_crs, to_metric
+from landforge.parcels.options import PatchOptions
 
 __all__ = ["poisson_disk", "poisson_patches", "patch_squares"]
 
@@ -78,29 +80,26 @@ def patch_squares(points: Any, size: float) -> gpd.GeoSeries:
 
 def poisson_patches(
     parcels: gpd.GeoDataFrame,
-    patch_size_m: float,
-    radius_m: float | None = None,
-    min_inside: float = 1.0,
-    max_per_parcel: int | None = None,
-    seed: int = 0,
-    id_col: str = "parcel_id",
+    opts: PatchOptions | Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> gpd.GeoDataFrame:
     """Poisson-disk patch centres inside each parcel.
 
     Args:
         parcels: polygon layer with a CRS; a geographic layer is reprojected to its
             local UTM zone (the output is in the metric CRS).
-        patch_size_m: side of the square patch in metres.
-        radius_m: minimum distance between centres in one parcel (default
-            ``patch_size_m``).
-        min_inside: smallest share of a patch's area that must lie inside its parcel
-            (1.0: wholly inside).
-        max_per_parcel: keep at most this many patches per parcel (a seeded random
-            subset of the Poisson points, so the spacing is kept).
-        seed: seeds every parcel's sampler (parcel ``i`` uses ``(seed, i)``, so a
-            parcel's patches do not depend on the other parcels).
-        id_col: parcel id column copied to the output as ``parcel_id`` (default: the
-            1-based row position when the column is absent).
+        opts: options, see :class:`~landforge.parcels.options.PatchOptions`:
+            ``patch_size_m`` (side of the square patch in metres, required),
+            ``radius_m`` (minimum distance between centres in one parcel, default
+            ``patch_size_m``), ``min_inside`` (smallest share of a patch's area inside
+            its parcel; 1.0: wholly inside), ``max_per_parcel`` (keep at most this many
+            patches per parcel: a seeded random subset of the Poisson points, so the
+            spacing is kept), ``seed`` (parcel ``i`` uses ``(seed, i)``, so a parcel's
+            patches do not depend on the other parcels) and ``id_col`` (parcel id
+            column copied to the output as ``parcel_id``; default the 1-based row
+            position when the column is absent).
+        **overrides: option fields replacing those of ``opts``
+            (``poisson_patches(parcels, patch_size_m=100)``).
 
     Returns:
         GeoDataFrame of points: ``patch_id`` (1-based), ``parcel_id``, ``fallback``
@@ -109,26 +108,21 @@ def poisson_patches(
         patch centre. :func:`patch_squares` turns it into the patch polygons.
 
     Raises:
-        InputError: no CRS, a non-polygon layer, or a bad option.
+        OptionError: a bad option value.
+        InputError: no CRS or a non-polygon layer.
     """
-    if parcels.crs is None:
-        raise InputError("parcels", "layer has no CRS; patches need metric coordinates")
-    if not patch_size_m > 0:
-        raise InputError("--size-m", f"patch size must be positive, got {patch_size_m}")
-    radius = float(patch_size_m if radius_m is None else radius_m)
-    if not radius > 0:
-        raise InputError("--radius-m", f"radius must be positive, got {radius_m}")
-    if not 0.0 < min_inside <= 1.0:
-        raise InputError("--min-inside", f"must be in (0, 1], got {min_inside}")
-    if max_per_parcel is not None and max_per_parcel < 1:
-        raise InputError("--max-per-parcel", f"must be at least 1, got {max_per_parcel}")
+    o = PatchOptions.build(opts, **overrides)
+    patch_size_m, min_inside, max_per_parcel = o.patch_size_m, o.min_inside, o.max_per_parcel
+    seed, id_col = o.seed, o.id_col
+    radius = float(patch_size_m if o.radius_m is None else o.radius_m)
+    require_crs(parcels, "parcels")
     metric = to_metric(parcels)
     geoms = metric.geometry.values
     kinds = set(shapely.get_type_id(geoms[~shapely.is_missing(geoms)]).tolist())
     if not kinds <= {3, 6}:  # Polygon, MultiPolygon
         raise InputError("parcels", "patches need a polygon layer")
-    if id_col not in metric and id_col != "parcel_id":
-        raise InputError("--id-col", f"no column {id_col!r} in the parcels")
+    if id_col != "parcel_id":
+        require_column(metric, id_col, "parcels", option="id_col")
     ids = metric[id_col].to_numpy() if id_col in metric else np.arange(1, len(metric) + 1)
 
     xs: list[np.ndarray] = []

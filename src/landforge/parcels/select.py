@@ -1,7 +1,8 @@
 """Parcel selection for a sample dataset: area filter, then location sampling (MSLU-100K).
 
-1. **Area filter**: keep parcels with ``area_range[0] <= area <= area_range[1]`` (m2).
-   The default, 38,931.315-676,818.47 m2, is the optimum range of the MSLU-100K paper.
+1. **Area filter**: keep parcels with ``min_area_m2 <= area <= max_area_m2`` (0: no
+   bound). The default, 38,931.315-676,818.47 m2, is the optimum range of the MSLU-100K
+   paper.
 2. **Location sampling**: each candidate gets a weight mixing distance to the centre and
    chance::
 
@@ -14,6 +15,8 @@
    one spreads it (``dispersion -> inf`` makes ``w_d`` uniform). ``n`` parcels are drawn
    without replacement with probabilities ``w`` (seeded).
 
+The options are :class:`~landforge.parcels.options.SelectOptions`.
+
 :func:`selection_report` compares the set before and after: counts, area quantiles,
 class balance, mixed-use share and spatial coverage (convex hull of the centroids and
 occupancy of a grid over the full set's extent).
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -30,38 +34,32 @@ import numpy as np
 import shapely
 
 from landforge.errors import InputError
-from landforge.io.vector import to_metric
+from landforge.io.vector import require_column, require_crs, to_metric
+from landforge.parcels.options import MSLU_AREA_RANGE, SelectOptions
 
 __all__ = ["MSLU_AREA_RANGE", "select_parcels", "selection_report"]
-
-#: Optimal parcel area range (m2) of the MSLU-100K paper.
-MSLU_AREA_RANGE: tuple[float, float] = (38931.315, 676818.47)
 
 
 def select_parcels(
     parcels: gpd.GeoDataFrame,
-    area_range: tuple[float | None, float | None] | None = MSLU_AREA_RANGE,
-    n: int | None = None,
-    fraction: float | None = None,
-    weights: tuple[float, float] = (0.7, 0.3),
-    dispersion: float = 0.5,
+    opts: SelectOptions | Mapping[str, Any] | None = None,
+    *,
     centre: Any = None,
-    seed: int = 0,
+    **overrides: Any,
 ) -> gpd.GeoDataFrame:
     """Filter parcels by area and draw a centre-weighted random sample of them.
 
     Args:
         parcels: parcel polygons in any CRS (areas and distances are taken in a local
             metric CRS).
-        area_range: (min, max) area in m2, either end None for open; None keeps all.
-        n: number of parcels to draw; default (and with ``fraction`` None) every
-            parcel passing the area filter.
-        fraction: share of the filtered parcels to draw instead of ``n``, in (0, 1].
-        weights: (distance, random) mixing weights, >= 0, not both 0.
-        dispersion: decay of the distance weight, as a fraction of ``d_max`` (> 0).
+        opts: options, see :class:`~landforge.parcels.options.SelectOptions`:
+            ``min_area_m2`` / ``max_area_m2`` (0 = open end), ``n`` or ``fraction``
+            (default every parcel passing the filter), ``weights`` (distance, random),
+            ``dispersion`` (decay of the distance weight as a fraction of ``d_max``) and
+            ``seed`` (of the random weights and of the draw).
         centre: (x, y) in the parcels' CRS or a shapely Point; default the area-weighted
             centroid of all input parcels.
-        seed: seed of the random weights and of the draw.
+        **overrides: option fields replacing those of ``opts`` (``n=500``).
 
     Returns:
         The drawn rows of ``parcels`` (original CRS, index and columns, original order)
@@ -69,30 +67,20 @@ def select_parcels(
         ``select_rank`` (1 = drawn first) added or overwritten.
 
     Raises:
-        InputError: no CRS, bad options, or no parcel in the area range.
+        OptionError: a bad option value.
+        InputError: no CRS, or no parcel in the area range.
     """
-    if parcels.crs is None:
-        raise InputError("parcels", "parcel layer has no CRS")
-    if n is not None and fraction is not None:
-        raise InputError("--n/--fraction", "give at most one of n and fraction")
-    if n is not None and n <= 0:
-        raise InputError("--n", f"must be > 0, got {n}")
-    if fraction is not None and not 0 < fraction <= 1:
-        raise InputError("--fraction", f"must be in (0, 1], got {fraction:g}")
-    a, b = (float(w) for w in weights)
-    if a < 0 or b < 0 or a + b <= 0 or not (math.isfinite(a) and math.isfinite(b)):
-        raise InputError("--weights", f"need two weights >= 0, not both 0; got {weights}")
-    if not dispersion > 0:
-        raise InputError("--dispersion", f"must be > 0, got {dispersion:g}")
+    o = SelectOptions.build(opts, **overrides)
+    require_crs(parcels, "parcels")
+    n, fraction, dispersion, seed = o.n, o.fraction, o.dispersion, o.seed
+    a, b = (float(w) for w in o.weights)
 
     metric = to_metric(parcels)
     geoms = metric.geometry.values
     area = shapely.area(geoms)
     centroids = shapely.centroid(geoms)
     keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    lo, hi = area_range if area_range is not None else (None, None)
-    if lo is not None and hi is not None and lo > hi:
-        raise InputError("--min-area/--max-area", f"min {lo:g} > max {hi:g}")
+    lo, hi = o.area_range()
     if lo is not None:
         keep &= area >= lo
     if hi is not None:
@@ -190,10 +178,10 @@ def selection_report(
         ``classes`` ({class: share}) and ``mixed_share`` when available.
 
     Raises:
-        InputError: ``label_col`` missing from a set.
+        OptionError: on ``label_col`` when a set lacks that column.
     """
-    if before.crs is None or after.crs is None:
-        raise InputError("parcels", "parcel layer has no CRS")
+    require_crs(before, "parcels")
+    require_crs(after, "selected parcels")
     m_before = to_metric(before)
     m_after = to_metric(after, m_before.crs)
     c_before = shapely.centroid(m_before.geometry.values)
@@ -236,8 +224,7 @@ def selection_report(
             ),
         }
         if label_col is not None:
-            if label_col not in gdf.columns:
-                raise InputError("--label-col", f"parcels have no column {label_col!r}")
+            require_column(gdf, label_col, "parcels", option="label_col")
             labels = gdf[label_col].astype(object).where(gdf[label_col].notna(), "unlabelled")
             shares = labels.astype(str).value_counts(normalize=True).sort_index()
             out["classes"] = {str(k): float(v) for k, v in shares.items()}

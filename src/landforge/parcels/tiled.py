@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,6 @@ import shapely
 from landforge.distributed import dask_client, is_inprocess
 from landforge.errors import InputError
 from landforge.parcels.generate import (
-    ParcelConfig,
     block_area,
     merge_roads,
     parcel_frame,
@@ -55,6 +54,7 @@ from landforge.parcels.generate import (
     road_blocks,
     road_buffers,
 )
+from landforge.parcels.options import ParcelOptions, TiledParcelOptions
 
 __all__ = ["DEFAULT_OVERLAP_M", "generate_parcels_tiled"]
 
@@ -78,7 +78,7 @@ class _Tile:
     half: np.ndarray
     area: Any  # boundary (as block_area gives it) clipped to the padded box
     whole: bool  # the padded box holds the whole boundary: no block can be cut
-    cfg: ParcelConfig
+    cfg: ParcelOptions
 
 
 @dataclass(frozen=True)
@@ -156,11 +156,13 @@ def _merge_copies(parcels: np.ndarray, shared: np.ndarray, tile_no: np.ndarray) 
 def generate_parcels_tiled(
     roads: gpd.GeoDataFrame,
     boundary: gpd.GeoDataFrame | None = None,
-    cfg: ParcelConfig | None = None,
-    tile_m: float = 2000.0,
-    overlap_m: float | None = None,
+    opts: ParcelOptions | Mapping[str, Any] | None = None,
+    *,
+    pois: gpd.GeoDataFrame | None = None,
+    districts: gpd.GeoDataFrame | None = None,
     scheduler: Any = None,
     workers: int = 2,
+    **overrides: Any,
 ) -> gpd.GeoDataFrame:
     """:func:`generate_parcels` computed tile by tile, in-process or on a Dask cluster.
 
@@ -171,29 +173,32 @@ def generate_parcels_tiled(
     Args:
         roads: road lines, as for :func:`generate_parcels`.
         boundary: polygon(s) to split; default the bounding box of the roads.
-        cfg: settings; see :class:`ParcelConfig`.
-        tile_m: side of a tile core in metres.
-        overlap_m: margin round each core (default :data:`DEFAULT_OVERLAP_M`); a tile
-            where a block is larger than the margin is re-done with the margin doubled.
+        opts: options, see :class:`~landforge.parcels.options.TiledParcelOptions`: those
+            of :func:`generate_parcels` plus ``tile_m`` (side of a tile core in metres)
+            and ``overlap_m`` (margin round each core, default
+            :data:`DEFAULT_OVERLAP_M`; a tile where a block is larger than the margin
+            is re-done with the margin doubled).
+        pois: POI points for the centre estimate, as for :func:`generate_parcels`.
+        districts: district polygons, as for :func:`generate_parcels`.
         scheduler: ``None`` runs in-process; ``"local"`` starts a local Dask cluster of
             ``workers`` single-threaded processes; ``"tcp://host:port"`` uses a running
             Dask scheduler; a ``distributed.Client`` is used as is.
         workers: number of worker processes for ``scheduler="local"``.
+        **overrides: option fields replacing those of ``opts`` (``tile_m=500``).
 
     Returns:
         Parcels as from :func:`generate_parcels`.
 
     Raises:
-        InputError: bad inputs (as :func:`generate_parcels`), a tile size or margin
-            <= 0, or a scheduler that does not answer within 5 s.
+        OptionError: a bad option value (e.g. a tile size or margin <= 0).
+        InputError: bad inputs (as :func:`generate_parcels`) or a scheduler that does
+            not answer within 5 s.
     """
-    cfg = cfg or ParcelConfig()
-    if not (math.isfinite(tile_m) and tile_m > 0):
-        raise InputError("tile_m", f"tile size must be > 0 m, got {tile_m!r}")
-    margin = DEFAULT_OVERLAP_M if overlap_m is None else float(overlap_m)
-    if not (math.isfinite(margin) and margin > 0):
-        raise InputError("overlap_m", f"overlap must be > 0 m, got {overlap_m!r}")
-    prep = prepare_roads(roads, boundary, cfg)
+    topts = TiledParcelOptions.build(opts, **overrides)
+    tile_m = float(topts.tile_m)
+    margin = DEFAULT_OVERLAP_M if topts.overlap_m is None else float(topts.overlap_m)
+    cfg = ParcelOptions.build(topts)  # what each tile needs (pickled to Dask workers)
+    prep = prepare_roads(roads, boundary, cfg, pois=pois, districts=districts)
     shapely.prepare(prep.area)
     if not shapely.dwithin(prep.lines, prep.area, prep.half).any():
         raise InputError(

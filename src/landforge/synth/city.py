@@ -21,7 +21,6 @@ import numpy as np
 import pyogrio
 import shapely
 from pyproj import CRS
-from pyproj.exceptions import CRSError
 from shapely.geometry import box
 
 from landforge.errors import InputError
@@ -34,13 +33,13 @@ from landforge.synth.change import make_epoch2
 from landforge.synth.imagery import Illumination, render_image
 from landforge.synth.labels import building_use_raster, footprint_raster, landuse_raster
 from landforge.synth.layout import CityFrame, component_rng, make_frame
+from landforge.synth.options import CityOptions
 from landforge.synth.parcels import assign_uses, make_lake, make_parcels
 from landforge.synth.pois import make_pois
 from landforge.synth.roads import make_roads, road_buffers
 
 __all__ = ["CityInfo", "make_city", "city_statistics"]
 
-_MAX_PIXELS_SIDE = 40_000  # 20 km at 0.5 m: beyond this the in-memory renderer is unwise
 _LANDUSE_COLOURS = {
     0: (0, 0, 0),
     1: (230, 85, 75),
@@ -84,40 +83,13 @@ class CityInfo:
         return self.out_dir / name
 
     def to_json(self) -> dict[str, Any]:
+        """JSON-able dict of every attribute (``out_dir`` as text)."""
         d = asdict(self)
         d["out_dir"] = str(self.out_dir)
         return d
 
 
-def _check_inputs(
-    out_dir: Path, seed: int, size_m: float, gsd: float, crs: str, mixed_rate: float, months: int
-) -> CRS:
-    if not isinstance(seed, int | np.integer) or seed < 0:
-        raise InputError("--seed", f"must be a non-negative integer, got {seed!r}")
-    if not np.isfinite(size_m) or size_m <= 0:
-        raise InputError("--size-m", f"must be a positive number of metres, got {size_m}")
-    if size_m < 200:
-        raise InputError("--size-m", f"a city needs at least 200 m, got {size_m:g}")
-    if not np.isfinite(gsd) or gsd <= 0:
-        raise InputError("--gsd", f"must be a positive pixel size in metres, got {gsd}")
-    if gsd > size_m / 16:
-        raise InputError("--gsd", f"{gsd:g} m is too coarse for a {size_m:g} m city")
-    if size_m / gsd > _MAX_PIXELS_SIDE:
-        raise InputError(
-            "--size-m",
-            f"{size_m / gsd:.0f} pixels a side is too large; use a larger --gsd "
-            f"or at most {_MAX_PIXELS_SIDE * gsd:.0f} m",
-        )
-    if not 0 <= mixed_rate <= 1:
-        raise InputError("--mixed-rate", f"must be between 0 and 1, got {mixed_rate}")
-    if months < 1:
-        raise InputError("--months", f"must be at least 1, got {months}")
-    try:
-        crs_obj = CRS.from_user_input(crs)
-    except CRSError:
-        raise InputError("--crs", f"unknown CRS {crs!r}") from None
-    if not crs_obj.is_projected or crs_obj.axis_info[0].unit_name not in ("metre", "meter"):
-        raise InputError("--crs", f"{crs} is not a projected CRS in metres (try EPSG:32650)")
+def _check_out_dir(out_dir: Path) -> None:
     for parent in out_dir.absolute().parents:
         if parent.exists():
             if not parent.is_dir():
@@ -131,7 +103,6 @@ def _check_inputs(
             raise InputError(
                 out_dir, "exists, is not empty and is not a synthetic city; choose a new directory"
             )
-    return crs_obj
 
 
 @contextlib.contextmanager
@@ -146,204 +117,192 @@ def _fixed_gpkg_date() -> Iterator[None]:
 
 
 def make_city(
-    out_dir: str | os.PathLike[str],
-    seed: int = 0,
-    size_m: float = 3000.0,
-    gsd: float = 0.5,
-    crs: str = "EPSG:32650",
-    *,
-    x0: float = 400_000.0,
-    y0: float = 3_400_000.0,
-    mixed_rate: float = 0.10,
-    change_rate: float = 0.07,
-    t2: bool = True,
-    s2: bool = True,
-    s1: bool = True,
-    population: bool = True,
-    months: int = 25,
-    start_month: str = "2023-01",
-    quiet: bool = False,
+    out_dir: str | os.PathLike[str], opts: CityOptions | None = None, **overrides: Any
 ) -> CityInfo:
     """Generate a seeded synthetic city with true vectors, imagery and labels.
 
     Args:
         out_dir: directory to write (created; an earlier synthetic city there is replaced).
-        seed: random seed; the same seed gives byte-identical files.
-        size_m: side of the square extent in metres.
-        gsd: pixel size of the very-high-resolution image and labels, metres.
-        crs: a projected metric CRS for all outputs except the POIs (EPSG:4326).
-        x0, y0: lower-left corner of the extent in ``crs``.
-        mixed_rate: share of parcels with a second use.
-        change_rate: share of parcels that change between the two epochs.
-        t2, s2, s1, population: write the second epoch, the Sentinel-2 / Sentinel-1
-            monthly stacks and the hourly population table.
-        months: number of monthly Sentinel scenes (from ``start_month``).
-        start_month: first month, ``YYYY-MM``.
-        quiet: no progress bar.
+        opts: :class:`~landforge.synth.options.CityOptions`: ``seed`` (the same seed gives
+            byte-identical files), ``size_m`` (side of the square extent), ``gsd`` (pixel
+            size of the very-high-resolution image and labels), ``crs`` (a projected
+            metric CRS for all outputs except the POIs, which are EPSG:4326), ``x0``,
+            ``y0`` (lower-left corner of the extent), ``mixed_rate`` (share of parcels
+            with a second use), ``change_rate`` (share of parcels that change between
+            the two epochs), ``t2``, ``s2``, ``s1``, ``population`` (write the second
+            epoch, the Sentinel-2 / Sentinel-1 monthly stacks and the hourly population
+            table), ``months`` and ``start_month`` (the monthly Sentinel scenes),
+            ``quiet`` (no progress bar).
+        **overrides: fields of ``opts`` to replace, e.g. ``make_city(out, seed=1)``.
 
     Returns:
         A :class:`CityInfo` with paths, counts and statistics (also in ``city.json``).
 
     Raises:
-        InputError: for an impossible size, GSD, CRS or an unusable output directory.
+        OptionError: an impossible size, GSD or CRS.
+        InputError: an unusable output directory.
     """
+    o = CityOptions.build(opts, **overrides)
     out = Path(out_dir)
-    crs_obj = _check_inputs(out, seed, float(size_m), float(gsd), crs, mixed_rate, months)
-    seed = int(seed)
+    _check_out_dir(out)
+    crs = CRS.from_user_input(o.crs)
     t_start = time.perf_counter()
-    info = CityInfo(out, seed, float(size_m), float(gsd), crs_obj.to_string())
-    state: dict[str, Any] = {}
-
-    frame = make_frame(seed, float(size_m), x0, y0)
-    grid = RasterGrid.from_bounds(*frame.bounds, res=float(gsd), crs=crs_obj)
-
+    info = CityInfo(out, o.seed, o.size_m, o.gsd, crs.to_string())
+    frame = make_frame(o.seed, o.size_m, o.x0, o.y0)
+    grid = RasterGrid.from_bounds(*frame.bounds, res=o.gsd, crs=crs)
     with atomic_dir(out) as tmp, _fixed_gpkg_date():
-
-        def vectors() -> None:
-            roads = make_roads(frame, seed).set_crs(crs_obj)
-            polys = road_buffers(roads)
-            parcels = make_parcels(frame, polys, make_lake(frame, seed))
-            parcels = assign_uses(parcels, roads, frame, seed, mixed_rate).set_crs(crs_obj)
-            buildings = place_buildings(
-                parcels, component_rng(seed, "buildings"), frame=frame
-            ).set_crs(crs_obj)
-            pois = make_pois(
-                parcels, buildings, frame.boundary, component_rng(seed, "pois"), crs_obj
-            )
-            state.update(
-                roads=roads, road_polygons=polys, parcels=parcels, buildings=buildings, pois=pois
-            )
-            _write_boundary(tmp / "boundary.gpkg", frame, crs_obj)
-            write_vector(roads, tmp / "roads.gpkg", layer="roads")
-            write_vector(parcels, tmp / "parcels.gpkg", layer="parcels")
-            write_vector(buildings, tmp / "buildings.gpkg", layer="buildings")
-            write_vector(pois, tmp / "pois.parquet", index=False)
-
-        def image() -> None:
-            img = render_image(
-                grid,
-                state["parcels"],
-                state["roads"],
-                state["road_polygons"],
-                state["buildings"],
-                seed,
-                Illumination(),
-                component_rng(seed, "image_sensor"),
-            )
-            write_cog(
-                tmp / "image.tif",
-                img,
-                grid,
-                band_descriptions=["red", "green", "blue", "nir"],
-                tags={"landforge_synth_seed": seed, "gsd_m": gsd},
-            )
-
-        def labels() -> None:
-            state["landuse"] = _write_labels(tmp, grid, frame, state["parcels"], state["buildings"])
-
-        def epoch2() -> None:
-            e2 = make_epoch2(state["parcels"], state["buildings"], seed, change_rate, frame=frame)
-            d = tmp / "t2"
-            write_vector(e2.parcels, d / "parcels.gpkg", layer="parcels")
-            write_vector(e2.buildings, d / "buildings.gpkg", layer="buildings")
-            e2.changes.to_csv(d / "changes.csv", index=False)
-            light = Illumination.draw(component_rng(seed, "image_t2"))
-            img = render_image(
-                grid,
-                e2.parcels,
-                state["roads"],
-                state["road_polygons"],
-                e2.buildings,
-                seed,
-                light,
-                component_rng(seed, "image_t2", 1),
-                bare_parcel_ids=e2.bare_parcel_ids,
-            )
-            write_cog(
-                d / "image.tif",
-                img,
-                grid,
-                band_descriptions=["red", "green", "blue", "nir"],
-                tags={"landforge_synth_seed": seed, "epoch": 2},
-            )
-            landuse2 = _write_labels(d, grid, frame, e2.parcels, e2.buildings)
-            change = ((landuse2 != state["landuse"]) & (landuse2 > 0)).astype(np.uint8)
-            write_cog(
-                d / "change.tif",
-                change,
-                grid,
-                band_descriptions=["change"],
-                colormap={0: (0, 0, 0), 1: (255, 0, 0)},
-            )
-            state["changes"] = e2.changes
-
-        def sentinel() -> None:
-            from landforge.synth.sentinel import write_sentinel1, write_sentinel2
-
-            if s2:
-                write_sentinel2(
-                    tmp / "s2",
-                    frame,
-                    state["parcels"],
-                    state["road_polygons"],
-                    state["buildings"],
-                    crs_obj,
-                    seed,
-                    months,
-                    start_month,
-                )
-            if s1:
-                write_sentinel1(
-                    tmp / "s1",
-                    frame,
-                    state["parcels"],
-                    state["road_polygons"],
-                    state["buildings"],
-                    crs_obj,
-                    seed,
-                    months,
-                    start_month,
-                )
-
-        def people() -> None:
-            from landforge.synth.population import population_table
-
-            table = population_table(state["parcels"], seed)
-            table.to_parquet(tmp / "population.parquet", index=False)
-
-        steps: list[tuple[str, Callable[[], None]]] = [
-            ("vectors", vectors),
-            ("image", image),
-            ("labels", labels),
+        b = _Build(o, tmp, frame, grid, crs)
+        steps: list[tuple[str, Callable[[_Build], None]]] = [
+            ("vectors", _vectors),
+            ("image", _image),
+            ("labels", _labels),
         ]
-        if t2:
-            steps.append(("epoch 2", epoch2))
-        if s2 or s1:
-            steps.append(("sentinel", sentinel))
-        if population:
-            steps.append(("population", people))
-        for _, step in track(steps, "synth city", quiet=quiet):
-            step()
-
+        if o.t2:
+            steps.append(("epoch 2", _epoch2))
+        if o.s2 or o.s1:
+            steps.append(("sentinel", _sentinel))
+        if o.population:
+            steps.append(("population", _people))
+        for _, step in track(steps, "synth city", quiet=o.quiet):
+            step(b)
         info.files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()) + [
             "city.json"
         ]
-        info.counts = _counts(state)
+        info.counts = _counts(b.state)
         info.stats = city_statistics(
             frame,
-            state["parcels"],
-            state["buildings"],
-            state["pois"].to_crs(crs_obj),
-            state["roads"],
+            b.state["parcels"],
+            b.state["buildings"],
+            b.state["pois"].to_crs(crs),
+            b.state["roads"],
         )
         info.seconds = round(time.perf_counter() - t_start, 2)
         meta = info.to_json()
         meta.pop("out_dir")
         meta.pop("seconds")  # wall time differs between runs; city.json must not
         meta["extent"] = list(frame.bounds)
-        meta["grid"] = {"width": grid.width, "height": grid.height, "res": gsd}
+        meta["grid"] = {"width": grid.width, "height": grid.height, "res": o.gsd}
         (tmp / "city.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return info
+
+
+@dataclass
+class _Build:
+    """A city being generated: its options, where it is written, its layers so far."""
+
+    o: CityOptions
+    tmp: Path  # the temporary directory that becomes the city
+    frame: CityFrame
+    grid: RasterGrid
+    crs: CRS
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def _vectors(b: _Build) -> None:
+    """Roads, parcels with use, buildings, POIs and the boundary (each its own stream)."""
+    seed, frame, crs = b.o.seed, b.frame, b.crs
+    roads = make_roads(frame, seed).set_crs(crs)
+    polys = road_buffers(roads)
+    parcels = make_parcels(frame, polys, make_lake(frame, seed))
+    parcels = assign_uses(parcels, roads, frame, seed, b.o.mixed_rate).set_crs(crs)
+    buildings = place_buildings(parcels, component_rng(seed, "buildings"), frame=frame).set_crs(crs)
+    pois = make_pois(parcels, buildings, frame.boundary, component_rng(seed, "pois"), crs)
+    b.state.update(
+        roads=roads, road_polygons=polys, parcels=parcels, buildings=buildings, pois=pois
+    )
+    _write_boundary(b.tmp / "boundary.gpkg", frame, crs)
+    write_vector(roads, b.tmp / "roads.gpkg", layer="roads")
+    write_vector(parcels, b.tmp / "parcels.gpkg", layer="parcels")
+    write_vector(buildings, b.tmp / "buildings.gpkg", layer="buildings")
+    write_vector(pois, b.tmp / "pois.parquet", index=False)
+
+
+def _image(b: _Build) -> None:
+    """The very-high-resolution image of the first epoch."""
+    st, seed = b.state, b.o.seed
+    img = render_image(
+        b.grid,
+        st["parcels"],
+        st["roads"],
+        st["road_polygons"],
+        st["buildings"],
+        seed,
+        Illumination(),
+        component_rng(seed, "image_sensor"),
+    )
+    write_cog(
+        b.tmp / "image.tif",
+        img,
+        b.grid,
+        band_descriptions=["red", "green", "blue", "nir"],
+        tags={"landforge_synth_seed": seed, "gsd_m": b.o.gsd},
+    )
+
+
+def _labels(b: _Build) -> None:
+    """The label rasters of the first epoch."""
+    b.state["landuse"] = _write_labels(
+        b.tmp, b.grid, b.frame, b.state["parcels"], b.state["buildings"]
+    )
+
+
+def _epoch2(b: _Build) -> None:
+    """The second epoch: changed parcels and buildings, its image, labels and change map."""
+    st, seed, grid = b.state, b.o.seed, b.grid
+    e2 = make_epoch2(st["parcels"], st["buildings"], seed, b.o.change_rate, frame=b.frame)
+    d = b.tmp / "t2"
+    write_vector(e2.parcels, d / "parcels.gpkg", layer="parcels")
+    write_vector(e2.buildings, d / "buildings.gpkg", layer="buildings")
+    e2.changes.to_csv(d / "changes.csv", index=False)
+    light = Illumination.draw(component_rng(seed, "image_t2"))
+    img = render_image(
+        grid,
+        e2.parcels,
+        st["roads"],
+        st["road_polygons"],
+        e2.buildings,
+        seed,
+        light,
+        component_rng(seed, "image_t2", 1),
+        bare_parcel_ids=e2.bare_parcel_ids,
+    )
+    write_cog(
+        d / "image.tif",
+        img,
+        grid,
+        band_descriptions=["red", "green", "blue", "nir"],
+        tags={"landforge_synth_seed": seed, "epoch": 2},
+    )
+    landuse2 = _write_labels(d, grid, b.frame, e2.parcels, e2.buildings)
+    change = ((landuse2 != st["landuse"]) & (landuse2 > 0)).astype(np.uint8)
+    write_cog(
+        d / "change.tif",
+        change,
+        grid,
+        band_descriptions=["change"],
+        colormap={0: (0, 0, 0), 1: (255, 0, 0)},
+    )
+    st["changes"] = e2.changes
+
+
+def _sentinel(b: _Build) -> None:
+    """The monthly Sentinel-2 and Sentinel-1 stacks."""
+    from landforge.synth.sentinel import write_sentinel1, write_sentinel2
+
+    st, o = b.state, b.o
+    layers = (b.frame, st["parcels"], st["road_polygons"], st["buildings"], b.crs)
+    if o.s2:
+        write_sentinel2(b.tmp / "s2", *layers, o.seed, o.months, o.start_month)
+    if o.s1:
+        write_sentinel1(b.tmp / "s1", *layers, o.seed, o.months, o.start_month)
+
+
+def _people(b: _Build) -> None:
+    """The hourly population table."""
+    from landforge.synth.population import population_table
+
+    table = population_table(b.state["parcels"], b.o.seed)
+    table.to_parquet(b.tmp / "population.parquet", index=False)
 
 
 def _write_boundary(path: Path, frame: CityFrame, crs: CRS) -> None:

@@ -156,7 +156,8 @@ def render_image(
     Args:
         grid: the target pixel grid (its resolution is the GSD).
         parcels: parcels with ``use_secondary``.
-        roads, road_polygons: centrelines (for markings) and roadbeds.
+        roads: centrelines (for markings).
+        road_polygons: roadbeds, one polygon per road.
         buildings: footprints with ``building_id``, ``use``, ``height_m``.
         seed: city seed; fixes the texture fields and roof colours.
         light: acquisition conditions (differ between epochs).

@@ -59,6 +59,7 @@ class CityFrame:
 
     @property
     def centre(self) -> tuple[float, float]:
+        """Centre (x, y) of the extent."""
         return (self.x0 + self.size_m / 2, self.y0 + self.size_m / 2)
 
     @property
@@ -68,6 +69,7 @@ class CityFrame:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) of the extent."""
         return (self.x0, self.y0, self.x0 + self.size_m, self.y0 + self.size_m)
 
     def rel_distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -9,6 +9,9 @@ Classes are OSM ``highway`` values; ``width_m`` is the roadbed width.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import shapely
@@ -165,7 +168,13 @@ def make_roads(frame: CityFrame, seed: int) -> gpd.GeoDataFrame:
     return gdf[["road_id", "road_class", "width_m", "geometry"]]
 
 
-def _family_line(family, run, c, to_world, frame) -> LineString:  # type: ignore[no-untyped-def]
+def _family_line(
+    family: int,
+    run: list[np.ndarray],
+    c: float,
+    to_world: Callable[[Any, Any], tuple[Any, Any]],
+    frame: CityFrame,
+) -> LineString:
     """One polyline along a grid line from the start of ``run`` to its end."""
     v0, v1 = run[0][0], run[-1][1]
     if family == 0:

@@ -28,7 +28,8 @@ card's mean/std), as prediction would do. The adapted model (``A→B CBST``) is 
 on every region like the others and gets its own row of the matrix. CBST needs one
 multi-class head (e.g. ``use`` with classes ``[background, residential, ...]``).
 
-Config (YAML, unknown fields refused)::
+Config (:class:`~landforge.training.options.CrossDomainConfig`; YAML, unknown fields
+refused)::
 
     out: runs/cross_domain
     regions: {wuhan: chips/wuhan, shenzhen: chips/shenzhen}
@@ -52,17 +53,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.utils.data import Dataset
 
-from landforge.errors import InputError
-from landforge.training.config import HeadConfig, TrainConfig, config_from_mapping, validate_mapping
 from landforge.training.losses import IGNORE_INDEX
+from landforge.training.options import (
+    CBSTConfig,
+    CrossDomainConfig,
+    HeadConfig,
+    TrainConfig,
+    cbst_head,
+)
 
 __all__ = [
-    "CBSTConfig",
-    "CrossDomainConfig",
-    "load_cross_domain_config",
     "run_cross_domain",
     "cbst_thresholds",
     "cbst_pseudo_labels",
@@ -70,97 +72,7 @@ __all__ = [
     "cbst_portion",
 ]
 
-_PER_RUN = ("chips", "out", "init", "resume")
 _MAX_CONF_SAMPLE = 2_000_000  # confidences kept per class for the quantile
-
-
-class CBSTConfig(BaseModel):
-    """Class-balanced self-training settings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    pairs: list[tuple[str, str]] | None = Field(
-        default=None, description="(source, target) pairs adapted; default every ordered pair"
-    )
-    rounds: int = Field(default=2, ge=1, description="self-training rounds R")
-    p_start: float = Field(default=0.2, gt=0, le=1, description="portion kept in round 1")
-    p_step: float = Field(default=0.05, ge=0, le=1, description="portion growth per round")
-    p_max: float = Field(default=0.5, gt=0, le=1, description="largest portion kept")
-    epochs: int = Field(default=2, ge=1, description="fine-tuning epochs per round")
-    max_steps: int | None = Field(default=None, ge=1, description="cap on steps per round")
-    lr: float | None = Field(default=None, gt=0, description="fine-tuning LR (default base lr)")
-
-
-class CrossDomainConfig(BaseModel):
-    """Regions, one base training config, optional checkpoints to reuse, CBST."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    out: Path
-    regions: dict[str, Path] = Field(min_length=1, description="region name -> chip store")
-    base: dict[str, Any] = Field(
-        default_factory=dict, description="training config fields except chips/out/init"
-    )
-    models: dict[str, Path] = Field(
-        default_factory=dict, description="region -> existing checkpoint to reuse"
-    )
-    eval_split: str = "test"
-    eval_head: str | None = None
-    cbst: CBSTConfig | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> CrossDomainConfig:
-        for key in _PER_RUN:
-            if key in self.base:
-                raise ValueError(f"base.{key} is set per region; remove it from base")
-        for name in self.models:
-            if name not in self.regions:
-                raise ValueError(f"models names unknown region {name!r}")
-        if self.cbst is not None and self.cbst.pairs is not None:
-            for s, t in self.cbst.pairs:
-                for name in (s, t):
-                    if name not in self.regions:
-                        raise ValueError(f"cbst.pairs names unknown region {name!r}")
-                if s == t:
-                    raise ValueError(f"cbst.pairs: source and target are both {s!r}")
-        return self
-
-    def train_config(self, region: str, out: Path) -> TrainConfig:
-        data = {**self.base, "chips": str(self.regions[region]), "out": str(out)}
-        return config_from_mapping(data, "base")
-
-    def cbst_pairs(self) -> list[tuple[str, str]]:
-        if self.cbst is None:
-            return []
-        if self.cbst.pairs is not None:
-            return [tuple(p) for p in self.cbst.pairs]  # type: ignore[misc]
-        return [(s, t) for s in self.regions for t in self.regions if s != t]
-
-
-def load_cross_domain_config(path: str | os.PathLike[str]) -> CrossDomainConfig:
-    """Read and validate a cross-domain YAML (``base`` is checked as a training config)."""
-    from landforge.config import load_yaml
-
-    p = Path(path)
-    cfg = validate_mapping(CrossDomainConfig, load_yaml(p), p)
-    try:
-        tc = cfg.train_config(next(iter(cfg.regions)), cfg.out)
-    except InputError as exc:
-        raise InputError(p, exc.problem.replace("field '", "field 'base.")) from None
-    if cfg.cbst is not None:
-        _check_cbst_heads(tc.heads, p)
-    return cfg
-
-
-def _check_cbst_heads(heads: Mapping[str, HeadConfig], source: Any) -> tuple[str, HeadConfig]:
-    if len(heads) != 1 or next(iter(heads.values())).binary:
-        raise InputError(
-            source,
-            "cbst needs exactly one multi-class head (e.g. heads: {use: {label: use, "
-            f"classes: [background, residential, ...], values: [0, 1, ...]}}), got "
-            f"{', '.join(f'{n} ({len(h.classes)} classes)' for n, h in heads.items())}",
-        )
-    return next(iter(heads.items()))
 
 
 # ----------------------------------------------------------------------------- CBST core
@@ -273,7 +185,8 @@ def cbst_adapt(
     Args:
         model: the source model (not changed: a copy is adapted).
         card: its model card (bands, mean/std for both stores).
-        source_store, target_store: chip stores; their ``train_cfg.train_split`` is used.
+        source_store: the source chip store (its ``train_cfg.train_split`` is used).
+        target_store: the target chip store (likewise; its labels are never read).
         train_cfg: the source training config (heads, optimiser, batch size, seed).
         cbst: CBST settings.
 
@@ -283,151 +196,195 @@ def cbst_adapt(
         pseudo-labelled).
 
     Raises:
-        InputError: not exactly one multi-class head, bands that differ, an empty split.
+        OptionError: not exactly one multi-class head.
+        InputError: bands that differ, an empty split.
     """
-    import lightning as L
-    from torch.utils.data import ConcatDataset, DataLoader
+    from torch.utils.data import ConcatDataset
 
     from landforge.datasets.chips import ChipDataset
-    from landforge.progress import is_quiet
     from landforge.training.evaluate_store import card_dataset
-    from landforge.training.module import SegmentationTask
-    from landforge.training.train import _quiet_lightning
 
-    name, head = _check_cbst_heads(train_cfg.heads, "heads")
-    label = head.label
-    mean_std = (card.mean, card.std)
-    values = np.asarray(head.label_values(), dtype=np.int64)
-    target_plain = card_dataset(target_store, train_cfg.train_split, card)
+    name, head = cbst_head(train_cfg.heads)
+    target = card_dataset(target_store, train_cfg.train_split, card)
     source = _Select(
         ChipDataset(
-            source_store, train_cfg.train_split, augment=train_cfg.augment, mean_std=mean_std
+            source_store,
+            train_cfg.train_split,
+            augment=train_cfg.augment,
+            mean_std=(card.mean, card.std),
         ),
-        ["image", label],
+        ["image", head.label],
     )
     model = copy.deepcopy(model).cpu()
     rng = np.random.default_rng(train_cfg.seed)
     rounds: list[dict[str, Any]] = []
     for r in range(cbst.rounds):
         portion = cbst_portion(r, cbst.p_start, cbst.p_step, cbst.p_max)
-        confs, preds = _predict(model, target_plain, name, label, train_cfg.batch_size)
-        conf_all, pred_all = (
-            np.concatenate([c.ravel() for c in confs]),
-            np.concatenate([p.ravel() for p in preds]),
-        )
-        if conf_all.size > _MAX_CONF_SAMPLE * len(values):
-            take = rng.choice(conf_all.size, _MAX_CONF_SAMPLE * len(values), replace=False)
-            conf_all, pred_all = conf_all[take], pred_all[take]
-        thresholds = cbst_thresholds(conf_all, pred_all, len(values), portion)
-        pseudo = []
-        kept = valid = 0
-        for c, p in zip(confs, preds, strict=True):
-            cls = cbst_pseudo_labels(c, p, thresholds)
-            kept += int((cls >= 0).sum())
-            valid += int((p >= 0).sum())
-            raw = np.where(cls >= 0, values[np.clip(cls, 0, None)], IGNORE_INDEX)
-            pseudo.append(raw.astype(np.int16 if np.abs(values).max() < 30000 else np.int64))
-        rounds.append(
-            {
-                "round": r + 1,
-                "portion": portion,
-                "thresholds": [None if not np.isfinite(t) else float(t) for t in thresholds],
-                "pseudo_fraction": kept / valid if valid else 0.0,
-            }
-        )
-        data = ConcatDataset(
-            [source, _Pseudo(target_plain, label, pseudo, augment=train_cfg.augment)]
-        )
-        loader = DataLoader(
-            data,
-            batch_size=train_cfg.batch_size,
-            shuffle=True,
-            drop_last=len(data) > train_cfg.batch_size,
-            num_workers=train_cfg.num_workers,
-            generator=torch.Generator().manual_seed(train_cfg.seed + r),
-        )
-        steps = cbst.epochs * max(1, len(loader))
-        if cbst.max_steps is not None:
-            steps = min(steps, cbst.max_steps)
-        # _predict left the model in eval mode; Lightning keeps a module's mode, so
-        # without this BatchNorm would not adapt its statistics to the target
-        model.train()
-        task = SegmentationTask(
-            model,
-            {name: head},
-            optimizer=train_cfg.optimizer,
-            lr=cbst.lr if cbst.lr is not None else train_cfg.lr,
-            weight_decay=train_cfg.weight_decay,
-            schedule=train_cfg.schedule,
-            total_steps=steps,
-            poly_power=train_cfg.poly_power,
-        )
-        quiet = is_quiet()
-        with _quiet_lightning(True):
-            trainer = L.Trainer(
-                accelerator="cpu" if train_cfg.accelerator == "cpu" else "auto",
-                devices=1,
-                max_epochs=cbst.epochs,
-                max_steps=steps,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=not quiet,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                limit_val_batches=0,
-            )
-            trainer.fit(task, train_dataloaders=loader)
-        model = task.model.cpu()
+        pseudo, record = _pseudo_label_round(model, target, name, head, train_cfg, portion, rng)
+        rounds.append({"round": r + 1, **record})
+        data = ConcatDataset([source, _Pseudo(target, head.label, pseudo, train_cfg.augment)])
+        model = _fine_tune(model, data, {name: head}, train_cfg, cbst, r)
     model.eval()
     return model, rounds
+
+
+def _pseudo_label_round(
+    model: torch.nn.Module,
+    target: Any,
+    name: str,
+    head: HeadConfig,
+    train_cfg: TrainConfig,
+    portion: float,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Pseudo labels (raw label values) of the target chips for one CBST round."""
+    values = np.asarray(head.label_values(), dtype=np.int64)
+    confs, preds = _predict(model, target, name, head.label, train_cfg.batch_size)
+    conf_all = np.concatenate([c.ravel() for c in confs])
+    pred_all = np.concatenate([p.ravel() for p in preds])
+    if conf_all.size > _MAX_CONF_SAMPLE * len(values):
+        take = rng.choice(conf_all.size, _MAX_CONF_SAMPLE * len(values), replace=False)
+        conf_all, pred_all = conf_all[take], pred_all[take]
+    thresholds = cbst_thresholds(conf_all, pred_all, len(values), portion)
+    pseudo = []
+    kept = valid = 0
+    for c, p in zip(confs, preds, strict=True):
+        cls = cbst_pseudo_labels(c, p, thresholds)
+        kept += int((cls >= 0).sum())
+        valid += int((p >= 0).sum())
+        raw = np.where(cls >= 0, values[np.clip(cls, 0, None)], IGNORE_INDEX)
+        pseudo.append(raw.astype(np.int16 if np.abs(values).max() < 30000 else np.int64))
+    record = {
+        "portion": portion,
+        "thresholds": [None if not np.isfinite(t) else float(t) for t in thresholds],
+        "pseudo_fraction": kept / valid if valid else 0.0,
+    }
+    return pseudo, record
+
+
+def _fine_tune(
+    model: torch.nn.Module,
+    data: Dataset,
+    heads: dict[str, HeadConfig],
+    train_cfg: TrainConfig,
+    cbst: CBSTConfig,
+    round_index: int,
+) -> torch.nn.Module:
+    """Fine-tune on ``data``: the source chips plus the pseudo-labelled target chips."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from landforge.progress import is_quiet
+    from landforge.training.module import SegmentationTask
+    from landforge.training.train import _quiet_lightning
+
+    loader = DataLoader(
+        data,
+        batch_size=train_cfg.batch_size,
+        shuffle=True,
+        drop_last=len(data) > train_cfg.batch_size,
+        num_workers=train_cfg.num_workers,
+        generator=torch.Generator().manual_seed(train_cfg.seed + round_index),
+    )
+    steps = cbst.epochs * max(1, len(loader))
+    if cbst.max_steps is not None:
+        steps = min(steps, cbst.max_steps)
+    # _predict left the model in eval mode; Lightning keeps a module's mode, so
+    # without this BatchNorm would not adapt its statistics to the target
+    model.train()
+    task = SegmentationTask(
+        model,
+        heads,
+        train_cfg,
+        total_steps=steps,
+        lr=cbst.lr if cbst.lr is not None else train_cfg.lr,
+        channels_last=False,
+    )
+    quiet = is_quiet()
+    with _quiet_lightning(True):
+        trainer = L.Trainer(
+            accelerator="cpu" if train_cfg.accelerator == "cpu" else "auto",
+            devices=1,
+            max_epochs=cbst.epochs,
+            max_steps=steps,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=not quiet,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+        )
+        trainer.fit(task, train_dataloaders=loader)
+    return task.model.cpu()
 
 
 # ----------------------------------------------------------------------------- driver
 
 
-def run_cross_domain(cfg: CrossDomainConfig) -> Path:
+def run_cross_domain(
+    cfg: CrossDomainConfig | Mapping[str, Any] | None = None, **overrides: Any
+) -> Path:
     """Train (or reuse) a model per region, score each on every region, run CBST.
+
+    ``cfg`` is a :class:`~landforge.training.options.CrossDomainConfig` (or a mapping
+    of its fields); ``overrides`` replace its fields.
 
     Returns:
         ``OUT/cross_domain.json``.
     """
     from landforge.datasets.chips import read_meta
-    from landforge.io.atomic import atomic_path
-    from landforge.models.checkpoint import ModelCard, load_checkpoint, save_checkpoint
-    from landforge.training.evaluate_store import (
-        evaluate_on_store,
-        headline,
-        pick_eval_head,
-        store_eval_split,
-    )
-    from landforge.training.sequence import markdown_matrix
-    from landforge.training.train import _checkpoint_file, train
+    from landforge.training.evaluate_store import pick_eval_head, store_eval_split
 
+    cfg = CrossDomainConfig.build(cfg, **overrides)
     out = Path(cfg.out)
     regions = list(cfg.regions)
-    base_cfg = cfg.train_config(regions[0], out)
-    head_name, head, mask = pick_eval_head(base_cfg.heads, cfg.eval_head)
-    if cfg.cbst is not None:
-        _check_cbst_heads(base_cfg.heads, "cbst")
+    head_name, head, mask = pick_eval_head(cfg.base.heads, cfg.eval_head)
     splits = {}
     for r in regions:
         read_meta(cfg.regions[r])
         splits[r] = store_eval_split(cfg.regions[r], cfg.eval_split)
+    scorer = _Scorer(cfg, splits, head_name, head, mask)
+    rows, sources = _source_rows(cfg, out, scorer)
+    rows += _cbst_rows(cfg, out, scorer, sources)
+    return _write_report(cfg, out, head_name, rows)
 
-    def score(model: torch.nn.Module, card: ModelCard) -> dict[str, Any]:
-        return {
-            r: {
-                **headline(
-                    evaluate_on_store(model, card, cfg.regions[r], splits[r], head, head_name, mask)
-                ),
-                "split": splits[r],
-            }
-            for r in regions
-        }
+
+class _Scorer:
+    """Scores a model on every region's evaluation split."""
+
+    def __init__(
+        self,
+        cfg: CrossDomainConfig,
+        splits: dict[str, str],
+        head_name: str,
+        head: HeadConfig,
+        mask: HeadConfig | None,
+    ) -> None:
+        self.cfg, self.splits = cfg, splits
+        self.head_name, self.head, self.mask = head_name, head, mask
+
+    def __call__(self, model: torch.nn.Module, card: Any) -> dict[str, Any]:
+        from landforge.training.evaluate_store import evaluate_on_store, headline
+
+        results = {}
+        for r, split in self.splits.items():
+            cm = evaluate_on_store(
+                model, card, self.cfg.regions[r], split, self.head, self.head_name, self.mask
+            )
+            results[r] = {**headline(cm), "split": split}
+        return results
+
+
+def _source_rows(
+    cfg: CrossDomainConfig, out: Path, score: _Scorer
+) -> tuple[list[dict[str, Any]], dict[str, tuple[torch.nn.Module, Any]]]:
+    """One row per region: its model (trained here or reused) scored everywhere."""
+    from landforge.models.checkpoint import load_checkpoint
+    from landforge.training.train import _checkpoint_file, train
 
     rows: list[dict[str, Any]] = []
-    sources: dict[str, tuple[torch.nn.Module, ModelCard]] = {}
-    for region in regions:
+    sources: dict[str, tuple[torch.nn.Module, Any]] = {}
+    for region in cfg.regions:
         if region in cfg.models:
             weights = _checkpoint_file(cfg.models[region])
         else:
@@ -443,6 +400,19 @@ def run_cross_domain(cfg: CrossDomainConfig) -> Path:
                 "results": score(model, card),
             }
         )
+    return rows, sources
+
+
+def _cbst_rows(
+    cfg: CrossDomainConfig,
+    out: Path,
+    score: _Scorer,
+    sources: dict[str, tuple[torch.nn.Module, Any]],
+) -> list[dict[str, Any]]:
+    """One row per CBST pair: the source model adapted to the target, scored everywhere."""
+    from landforge.models.checkpoint import save_checkpoint
+
+    rows = []
     for s, t in cfg.cbst_pairs():
         assert cfg.cbst is not None
         model, card = sources[s]
@@ -472,7 +442,17 @@ def run_cross_domain(cfg: CrossDomainConfig) -> Path:
                 "results": score(adapted, new_card),
             }
         )
+    return rows
 
+
+def _write_report(
+    cfg: CrossDomainConfig, out: Path, head_name: str, rows: list[dict[str, Any]]
+) -> Path:
+    """``cross_domain.json`` and ``cross_domain.md``; returns the JSON path."""
+    from landforge.io.atomic import atomic_path
+    from landforge.training.sequence import markdown_matrix
+
+    regions = list(cfg.regions)
     report = {
         "regions": regions,
         "head": head_name,

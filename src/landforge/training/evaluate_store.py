@@ -3,7 +3,7 @@
 Used by the region-sequence and cross-domain drivers: the model sees the store's chips
 normalised with *its own* model card's statistics (as ``landforge predict`` would), and
 its predictions for one head are compared with the targets that head's
-:class:`~landforge.training.config.HeadConfig` derives from the store's labels
+:class:`~landforge.training.options.HeadConfig` derives from the store's labels
 (``values`` -> classes, ``ignore_values`` and nodata ignored, ``mask_by`` honoured).
 """
 
@@ -17,24 +17,26 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.evaluation.metrics import ConfusionMatrix
 from landforge.models.checkpoint import ModelCard
-from landforge.training.config import HeadConfig
 from landforge.training.losses import IGNORE_INDEX
+from landforge.training.options import HeadConfig
 
 __all__ = ["evaluate_on_store", "headline", "pick_eval_head", "store_eval_split"]
 
 
 def pick_eval_head(
-    heads: Mapping[str, HeadConfig], name: str | None = None, source: str = "eval_head"
+    heads: Mapping[str, HeadConfig], name: str | None = None
 ) -> tuple[str, HeadConfig, HeadConfig | None]:
-    """(name, head, mask head) of the head to score: ``name``, else the first K-class
-    head, else the first head."""
+    """(name, head, mask head) of the head to score.
+
+    The head is ``name``, else the first K-class head, else the first head.
+    """
     if name is None:
         name = next((n for n, h in heads.items() if not h.binary), next(iter(heads)))
     if name not in heads:
-        raise InputError(source, f"no head {name!r} (heads: {', '.join(heads)})")
+        raise OptionError("eval_head", f"no head {name!r} (heads: {', '.join(heads)})")
     head = heads[name]
     return name, head, heads[head.mask_by] if head.mask_by else None
 
@@ -89,7 +91,13 @@ def evaluate_on_store(
     """
     from torch.utils.data import DataLoader
 
-    from landforge.training.module import make_targets
+    from landforge.training.module import (
+        add_counts,
+        confusion_counts,
+        head_matrix,
+        head_prediction,
+        make_targets,
+    )
 
     if name is None:
         if head.label in card.heads:
@@ -97,31 +105,29 @@ def evaluate_on_store(
         elif len(card.heads) == 1:
             name = next(iter(card.heads))
         else:
-            raise InputError("head", f"say which of {', '.join(card.heads)} to evaluate")
+            raise OptionError("eval_head", f"say which of {', '.join(card.heads)} to evaluate")
     if name not in card.heads:
-        raise InputError("head", f"the model has no head {name!r} ({', '.join(card.heads)})")
+        raise OptionError("eval_head", f"the model has no head {name!r} ({', '.join(card.heads)})")
     ds = card_dataset(store, split, card)
     heads = {name: head}
     if mask_by is not None:
         heads["__mask__"] = mask_by
-    if head.binary:
-        labels, names = [0, 1], [f"not_{head.classes[0]}", head.classes[0]]
-    else:
-        labels, names = list(range(len(head.classes))), list(head.classes)
-    cm = ConfusionMatrix(labels=labels, names=names, ignore=[IGNORE_INDEX])
+    cm = head_matrix(head)
+    k = cm.n_classes
     was_training = model.training
     model.eval()
     model.to(device)
     try:
         with torch.no_grad():
             for batch in DataLoader(ds, batch_size=batch_size, shuffle=False):
-                logits = model(batch["image"].to(device))[name].cpu()
+                logits = model(batch["image"].to(device))[name]
                 targets = make_targets(batch, heads)
                 target = targets[name]
                 if mask_by is not None:
                     target = target.masked_fill(targets["__mask__"] != 1, IGNORE_INDEX)
-                pred = (logits[:, 0] > 0).long() if head.binary else logits.argmax(1)
-                cm.update(target.numpy(), pred.numpy())
+                target = target.to(logits.device)
+                counts = confusion_counts(head_prediction(head, logits), target, k)
+                add_counts(cm, counts, int((target == IGNORE_INDEX).sum()))
     finally:
         model.train(was_training)
     return cm

@@ -4,7 +4,8 @@ After every step the current model is scored on every region's test split (its v
 split when it has no test chips), so the matrix ``step x region`` shows what each new
 region adds and what the earlier ones lose (UBGG-style transfer across cities).
 
-Config (YAML, unknown fields refused)::
+Config (:class:`~landforge.training.options.SequenceConfig`; YAML, unknown fields
+refused)::
 
     out: runs/sequence
     regions:                 # name -> chip store
@@ -26,80 +27,21 @@ columns, plus every cell with its split and pixel count) and ``OUT/sequence.md``
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from landforge.training.options import SequenceConfig
 
-from landforge.errors import InputError
-from landforge.training.config import TrainConfig, config_from_mapping, validate_mapping
-
-__all__ = ["SequenceConfig", "load_sequence_config", "run_sequence", "markdown_matrix"]
-
-_PER_STEP = ("chips", "out", "init", "resume")
+__all__ = ["run_sequence", "markdown_matrix"]
 
 
-class SequenceConfig(BaseModel):
-    """A region sequence: where the stores are, the order, and one base train config."""
+def run_sequence(cfg: SequenceConfig | Mapping[str, Any] | None = None, **overrides: Any) -> Path:
+    """Train the sequence, score every region after every step; returns sequence.json.
 
-    model_config = ConfigDict(extra="forbid")
-
-    out: Path = Field(description="output directory")
-    regions: dict[str, Path] = Field(min_length=1, description="region name -> chip store")
-    order: list[str] | None = Field(default=None, description="training order (default: all)")
-    base: dict[str, Any] = Field(
-        default_factory=dict, description="training config fields except chips/out/init"
-    )
-    eval_split: str = Field(default="test", description="split scored (val when absent)")
-    eval_head: str | None = Field(default=None, description="head scored")
-    init: Path | None = Field(default=None, description="checkpoint the first step starts from")
-
-    @model_validator(mode="after")
-    def _check(self) -> SequenceConfig:
-        for name in self.order or []:
-            if name not in self.regions:
-                raise ValueError(
-                    f"order names unknown region {name!r} (regions: {', '.join(self.regions)})"
-                )
-        if self.order is not None and not self.order:
-            raise ValueError("order is empty")
-        for key in _PER_STEP:
-            if key in self.base:
-                raise ValueError(f"base.{key} is set per step; remove it from base")
-        return self
-
-    @property
-    def steps(self) -> list[str]:
-        return list(self.order) if self.order is not None else list(self.regions)
-
-    def train_config(self, region: str, out: Path, init: Path | None) -> TrainConfig:
-        """The training config of one step."""
-        data = {**self.base, "chips": str(self.regions[region]), "out": str(out)}
-        if init is not None:
-            data["init"] = str(init)
-        else:
-            # freezing protects transferred weights: a step that starts from random
-            # weights (the first one without `init`) trains its encoder from the start
-            data["freeze_encoder_epochs"] = 0
-        return config_from_mapping(data, "base")
-
-
-def load_sequence_config(path: str | os.PathLike[str]) -> SequenceConfig:
-    """Read and validate a sequence YAML (``base`` is checked as a training config)."""
-    from landforge.config import load_yaml
-
-    p = Path(path)
-    cfg = validate_mapping(SequenceConfig, load_yaml(p), p)
-    try:
-        cfg.train_config(cfg.steps[0], cfg.out, None)
-    except InputError as exc:
-        raise InputError(p, exc.problem.replace("field '", "field 'base.")) from None
-    return cfg
-
-
-def run_sequence(cfg: SequenceConfig) -> Path:
-    """Train the sequence, score every region after every step; returns sequence.json."""
+    ``cfg`` is a :class:`~landforge.training.options.SequenceConfig` (or a mapping of
+    its fields); ``overrides`` replace its fields.
+    """
     from landforge.datasets.chips import read_meta
     from landforge.io.atomic import atomic_path
     from landforge.models.checkpoint import load_checkpoint
@@ -111,6 +53,7 @@ def run_sequence(cfg: SequenceConfig) -> Path:
     )
     from landforge.training.train import train
 
+    cfg = SequenceConfig.build(cfg, **overrides)
     out = Path(cfg.out)
     regions = list(cfg.regions)
     first = cfg.train_config(cfg.steps[0], out, None)

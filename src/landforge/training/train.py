@@ -12,7 +12,7 @@ Output directory::
     OUT/model.safetensors, OUT/model.json   the checkpoint (landforge.models.checkpoint)
     OUT/logs/version_N/metrics.csv          Lightning CSV log (one version per run/resume)
     OUT/train_config.json                   the resolved configuration
-    OUT/checkpoints/last.ckpt               Lightning state for --resume
+    OUT/checkpoints/last.ckpt               Lightning state to resume from (``resume``)
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,10 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 from landforge.models.checkpoint import ModelCard, save_checkpoint
-from landforge.training.config import TrainConfig
+from landforge.training.module import SegmentationTask
+from landforge.training.options import TrainConfig, TrainOptions, main_head
 
 __all__ = [
     "train",
@@ -69,6 +70,10 @@ def find_resume_checkpoint(path: str | os.PathLike[str]) -> Path:
     Only checkpoints inside a directory that ``landforge train`` wrote (it holds our
     ``train_config.json``) are accepted: a Lightning ``.ckpt`` is a pickle, so it must
     come from a run of this user, not from elsewhere.
+
+    Raises:
+        OptionError: ``resume`` names no run of ``landforge train`` or one without a
+            checkpoint.
     """
     p = Path(path)
     if p.is_file() and p.suffix == ".ckpt":
@@ -77,29 +82,35 @@ def find_resume_checkpoint(path: str | os.PathLike[str]) -> Path:
         run = p.parent if p.name == "checkpoints" else p
         ckpt = run / "checkpoints" / "last.ckpt"
     if not (run / _MARKER).is_file():
-        raise InputError(p, "not a landforge training directory (no train_config.json)")
+        raise OptionError("resume", f"{p}: not a landforge training directory (no {_MARKER})")
     if not ckpt.is_file():
-        raise InputError(p, "no checkpoints/last.ckpt to resume from")
+        raise OptionError("resume", f"{p}: no checkpoints/last.ckpt to resume from")
     return ckpt
 
 
-def train(cfg: TrainConfig) -> Path:
+def train(cfg: TrainConfig | Mapping[str, Any] | None = None, **overrides: Any) -> Path:
     """Train ``cfg.model`` on the chip store ``cfg.chips``; returns OUT/model.safetensors.
 
-    Raises:
-        InputError: a missing chip store, an empty training split, a head naming a label
-            the store lacks, or a model option the builder refuses.
-    """
-    from landforge.datasets.chips import ChipDataset, read_meta, read_stats
-    from landforge.models.registry import build
-    from landforge.progress import is_quiet
-    from landforge.training.module import SegmentationTask
+    Args:
+        cfg: a :class:`TrainConfig` (or a mapping of its fields, or a model holding
+            them such as the ``train`` stage's config).
+        **overrides: fields replacing those of ``cfg`` (``train(cfg, max_steps=10)``,
+            ``train(chips="chips", out="run", epochs=2)``).
 
+    Raises:
+        OptionError: a bad option (e.g. a head naming a label the store lacks, a model
+            option the builder refuses, an ``init`` checkpoint that is not one or does
+            not fit, a ``resume`` directory without a run).
+        InputError: a missing chip store or an empty training split.
+    """
+    from landforge.datasets.chips import read_meta, read_stats
+
+    cfg = TrainConfig.build(cfg, **overrides)
     stats = read_stats(cfg.chips)
     meta = read_meta(cfg.chips)
     for name, head in cfg.heads.items():
         if head.label not in meta["label_names"]:
-            raise InputError(
+            raise OptionError(
                 f"heads.{name}.label",
                 f"chip store {cfg.chips} has no label {head.label!r} "
                 f"(labels: {', '.join(meta['label_names'])})",
@@ -107,17 +118,40 @@ def train(cfg: TrainConfig) -> Path:
     resume_ckpt = find_resume_checkpoint(cfg.resume) if cfg.resume is not None else None
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    run = _Run(cfg, stats, meta)
+    train_loader, val_loader = _loaders(cfg, run.on_gpu)
+    model = run.build_model()
+    steps_per_epoch = max(1, len(train_loader))
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    task = SegmentationTask(
+        model,
+        cfg.heads,
+        cfg,
+        total_steps=total_steps,
+        max_seconds=cfg.max_minutes * 60 if cfg.max_minutes else None,
+    )
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / _MARKER).write_text(cfg.model_dump_json(indent=2))
+    metrics = run.fit(task, train_loader, val_loader, resume_ckpt, steps_per_epoch)
+    task.model.cpu().eval()
+    if cfg.channels_last:
+        task.model.to(memory_format=torch.contiguous_format)
+    return save_checkpoint(task.model, run.card(metrics), out / "model")
+
+
+def _loaders(cfg: TrainConfig, on_gpu: bool) -> tuple[DataLoader, DataLoader | None]:
+    """Training and validation loaders (None without a validation split or chips)."""
+    from landforge.datasets.chips import ChipDataset
+
     train_ds = ChipDataset(cfg.chips, cfg.train_split, augment=cfg.augment)
     if len(train_ds) == 0:
         raise InputError(cfg.chips, f"split {cfg.train_split!r} has no chips")
     val_ds = ChipDataset(cfg.chips, cfg.val_split) if cfg.val_split else None
     if val_ds is not None and len(val_ds) == 0:
         val_ds = None
-
-    accelerator = cfg.accelerator
-    if accelerator == "auto":
-        accelerator = "gpu" if torch.cuda.is_available() else "cpu"
-    on_gpu = accelerator == "gpu"
     loader_kw: dict[str, Any] = {
         "batch_size": cfg.batch_size,
         "num_workers": cfg.num_workers,
@@ -129,74 +163,86 @@ def train(cfg: TrainConfig) -> Path:
         train_ds, shuffle=True, drop_last=len(train_ds) > cfg.batch_size, **loader_kw
     )
     val_loader = DataLoader(val_ds, shuffle=False, **loader_kw) if val_ds is not None else None
+    return train_loader, val_loader
 
-    model_kwargs = _model_kwargs(cfg, stats)
-    model = build(cfg.model, **model_kwargs)
-    init_note = ""
-    if cfg.init is not None:
-        report = init_from_checkpoint(model, cfg.init, list(stats["bands"]))
-        init_note = report["note"]
+
+class _Run:
+    """One training run's state between its steps: model options, init note, Trainer."""
+
+    def __init__(self, cfg: TrainConfig, stats: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.cfg, self.stats, self.meta = cfg, stats, meta
+        accelerator = cfg.accelerator
+        if accelerator == "auto":
+            accelerator = "gpu" if torch.cuda.is_available() else "cpu"
+        self.accelerator = accelerator
+        self.on_gpu = accelerator == "gpu"
+        self.model_kwargs: dict[str, Any] = {}
+        self.init_note = ""
+
+    def build_model(self) -> torch.nn.Module:
+        """The registry model, initialised from ``cfg.init`` where given.
+
+        Its options are completed from the chip store and the heads (``_model_kwargs``).
+        """
+        from landforge.models.registry import build
+
+        cfg = self.cfg
+        self.model_kwargs = _model_kwargs(cfg, self.stats)
+        model = build(cfg.model, **self.model_kwargs)
+        if cfg.init is None:
+            return model
+        try:
+            report = init_from_checkpoint(model, cfg.init, list(self.stats["bands"]))
+        except OptionError:
+            raise
+        except InputError as exc:  # the checkpoint given as `init` does not fit
+            raise OptionError("init", exc.line()) from None
+        note = report["note"]
         for name, head in cfg.heads.items():
             before = report["heads"].get(name)
             if before is not None and len(before) != len(head.classes):
-                init_note += (
+                note += (
                     f"; head {name!r} has {len(head.classes)} classes, the checkpoint "
                     f"{len(before)}: re-initialised"
                 )
-        if report["reinitialised"]:
-            log.warning("%s", init_note)
-        else:
-            log.info("%s", init_note)
-    steps_per_epoch = max(1, len(train_loader))
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    task = SegmentationTask(
-        model,
-        cfg.heads,
-        optimizer=cfg.optimizer,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        schedule=cfg.schedule,
-        total_steps=total_steps,
-        max_seconds=cfg.max_minutes * 60 if cfg.max_minutes else None,
-        poly_power=cfg.poly_power,
-        channels_last=cfg.channels_last,
-    )
+        log.log(logging.WARNING if report["reinitialised"] else logging.INFO, "%s", note)
+        self.init_note = note
+        return model
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / _MARKER).write_text(cfg.model_dump_json(indent=2))
-    callbacks: list[Any] = [
-        _BestWeights(cfg.monitor, cfg.monitor_mode),
-        ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0),
-    ]
-    if cfg.freeze_encoder_epochs:
-        freeze = FreezeEncoder(cfg.freeze_encoder_epochs)
-        if not freeze.parameters(model):
-            raise InputError(
-                "freeze_encoder_epochs",
-                f"model {cfg.model!r} has no parameter named encoder.* or backbone.*",
+    def callbacks(self, model: torch.nn.Module, with_val: bool) -> list[Any]:
+        cfg = self.cfg
+        callbacks: list[Any] = [
+            _BestWeights(cfg.monitor, cfg.monitor_mode),
+            ModelCheckpoint(dirpath=Path(cfg.out) / "checkpoints", save_last=True, save_top_k=0),
+        ]
+        if cfg.freeze_encoder_epochs:
+            freeze = FreezeEncoder(cfg.freeze_encoder_epochs)
+            if not freeze.parameters(model):
+                raise OptionError(
+                    "freeze_encoder_epochs",
+                    f"model {cfg.model!r} has no parameter named encoder.* or backbone.*",
+                )
+            callbacks.append(freeze)
+        if with_val and cfg.early_stopping_patience is not None:
+            callbacks.append(
+                EarlyStopping(
+                    monitor=cfg.monitor,
+                    patience=cfg.early_stopping_patience,
+                    mode=cfg.monitor_mode,
+                    # judged after each validation only: a resumed or time-cut epoch may
+                    # end without one
+                    check_on_train_epoch_end=False,
+                    strict=False,
+                )
             )
-        callbacks.append(freeze)
-    if val_loader is not None and cfg.early_stopping_patience is not None:
-        callbacks.append(
-            EarlyStopping(
-                monitor=cfg.monitor,
-                patience=cfg.early_stopping_patience,
-                mode=cfg.monitor_mode,
-                # judged after each validation only: a resumed or time-cut epoch may
-                # end without one
-                check_on_train_epoch_end=False,
-                strict=False,
-            )
-        )
-    quiet = is_quiet()
-    with _quiet_lightning(quiet):
-        trainer = L.Trainer(
-            accelerator=accelerator,
+        return callbacks
+
+    def trainer(self, callbacks: list[Any], steps_per_epoch: int, quiet: bool) -> L.Trainer:
+        cfg, out = self.cfg, Path(self.cfg.out)
+        return L.Trainer(
+            accelerator=self.accelerator,
             devices=cfg.devices,
-            precision=cfg.precision if on_gpu else "32-true",
+            precision=cfg.precision if self.on_gpu else "32-true",
             max_epochs=cfg.epochs,
             max_steps=cfg.max_steps if cfg.max_steps is not None else -1,
             max_time=dt.timedelta(minutes=cfg.max_minutes) if cfg.max_minutes else None,
@@ -210,52 +256,68 @@ def train(cfg: TrainConfig) -> Path:
             enable_model_summary=not quiet,
             default_root_dir=out,
         )
-        # The .ckpt is a pickle written by this user's own earlier run (checked above);
-        # weights_only=True still refuses anything but tensors and plain containers.
-        trainer.fit(
-            task,
-            train_dataloaders=train_loader,
-            val_dataloaders=val_loader,
-            ckpt_path=resume_ckpt,
-            weights_only=True if resume_ckpt is not None else None,
-        )
-        best = next(c for c in trainer.callbacks if isinstance(c, _BestWeights))
-        metrics: dict[str, float] = {}
-        if best.state is not None:
-            task.model.load_state_dict(best.state)
-            metrics = best.metrics
-        elif val_loader is not None:  # the time budget ran out before the first validation
-            metrics = _clean(trainer.validate(task, val_loader, verbose=False)[0])
-        else:
-            metrics = _clean(
-                {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-            )
-    metrics["steps"] = float(trainer.global_step)
-    metrics["epochs"] = float(trainer.current_epoch)
 
-    card_kwargs = dict(model_kwargs)
-    if "encoder_weights" in card_kwargs:
-        # The trained weights include the encoder: rebuilding from the card must not
-        # need (or re-read) the initial weights file.
-        card_kwargs["encoder_weights"] = None
-    card = ModelCard(
-        model=cfg.model,
-        model_kwargs=card_kwargs,
-        bands=list(stats["bands"]),
-        mean=[float(v) for v in stats["mean"]],
-        std=[float(v) for v in stats["std"]],
-        heads={name: list(h.classes) for name, h in cfg.heads.items()},
-        taxonomy=cfg.taxonomy,
-        gsd_m=meta.get("gsd"),
-        training_data_hash=training_data_hash(cfg.chips),
-        metrics=metrics,
-        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        notes=_notes(cfg) + (f"; {init_note}" if init_note else ""),
-    )
-    task.model.cpu().eval()
-    if cfg.channels_last:
-        task.model.to(memory_format=torch.contiguous_format)
-    return save_checkpoint(task.model, card, out / "model")
+    def fit(
+        self,
+        task: Any,
+        train_loader: DataLoader,
+        val_loader: DataLoader | None,
+        resume_ckpt: Path | None,
+        steps_per_epoch: int,
+    ) -> dict[str, float]:
+        """Run Lightning; returns the metrics of the weights kept (loaded into task)."""
+        from landforge.progress import is_quiet
+
+        callbacks = self.callbacks(task.model, val_loader is not None)
+        quiet = is_quiet()
+        with _quiet_lightning(quiet):
+            trainer = self.trainer(callbacks, steps_per_epoch, quiet)
+            # The .ckpt is a pickle written by this user's own earlier run (checked
+            # above); weights_only=True still refuses anything but tensors and plain
+            # containers.
+            trainer.fit(
+                task,
+                train_dataloaders=train_loader,
+                val_dataloaders=val_loader,
+                ckpt_path=resume_ckpt,
+                weights_only=True if resume_ckpt is not None else None,
+            )
+            best = next(c for c in trainer.callbacks if isinstance(c, _BestWeights))
+            metrics: dict[str, float] = {}
+            if best.state is not None:
+                task.model.load_state_dict(best.state)
+                metrics = best.metrics
+            elif val_loader is not None:  # the time budget ran out before the first validation
+                metrics = _clean(trainer.validate(task, val_loader, verbose=False)[0])
+            else:
+                metrics = _clean(
+                    {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+                )
+        metrics["steps"] = float(trainer.global_step)
+        metrics["epochs"] = float(trainer.current_epoch)
+        return metrics
+
+    def card(self, metrics: dict[str, float]) -> ModelCard:
+        cfg, stats = self.cfg, self.stats
+        card_kwargs = dict(self.model_kwargs)
+        if "encoder_weights" in card_kwargs:
+            # The trained weights include the encoder: rebuilding from the card must not
+            # need (or re-read) the initial weights file.
+            card_kwargs["encoder_weights"] = None
+        return ModelCard(
+            model=cfg.model,
+            model_kwargs=card_kwargs,
+            bands=list(stats["bands"]),
+            mean=[float(v) for v in stats["mean"]],
+            std=[float(v) for v in stats["std"]],
+            heads={name: list(h.classes) for name, h in cfg.heads.items()},
+            taxonomy=cfg.taxonomy,
+            gsd_m=self.meta.get("gsd"),
+            training_data_hash=training_data_hash(cfg.chips),
+            metrics=metrics,
+            created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            notes=_notes(cfg) + (f"; {self.init_note}" if self.init_note else ""),
+        )
 
 
 def _checkpoint_file(path: str | os.PathLike[str]) -> Path:
@@ -344,6 +406,7 @@ class FreezeEncoder(Callback):
         self.frozen = False
 
     def parameters(self, model: torch.nn.Module) -> list[torch.nn.Parameter]:
+        """The parameters frozen while the encoder is."""
         return [p for n, p in model.named_parameters() if n.startswith(self.PREFIXES)]
 
     def _norms(self, model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -355,11 +418,13 @@ class FreezeEncoder(Callback):
         ]
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        """Freeze or unfreeze the encoder for this epoch."""
         self.frozen = trainer.current_epoch < self.epochs
         for p in self.parameters(pl_module.model):
             p.requires_grad_(not self.frozen)
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, idx: int) -> None:
+        """Keep frozen BatchNorms in eval mode."""
         # Lightning puts the module back in train mode after validation: re-fix the
         # statistics of frozen BatchNorms before every step.
         if self.frozen:
@@ -367,6 +432,7 @@ class FreezeEncoder(Callback):
                 m.eval()
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        """Leave every parameter trainable."""
         for p in self.parameters(pl_module.model):
             p.requires_grad_(True)
 
@@ -377,9 +443,11 @@ def _no_advert(record: logging.LogRecord) -> bool:
 
 @contextlib.contextmanager
 def _quiet_lightning(quiet: bool) -> Iterator[None]:
-    """Hush Lightning's info lines (device banner, summary) when quiet; always drop its
-    cloud-logging advert and its deprecated internal call into torch's pytree, which no
-    user can act on."""
+    """Hush Lightning's info lines (device banner, summary) when quiet.
+
+    Always drop its cloud-logging advert and its deprecated internal call into torch's
+    pytree, which no user can act on.
+    """
     loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
     levels = [lg.level for lg in loggers]
     rank_zero = [
@@ -403,31 +471,33 @@ def _quiet_lightning(quiet: bool) -> Iterator[None]:
                 lg.removeFilter(_no_advert)
 
 
-def _model_kwargs(cfg: TrainConfig, stats: dict[str, Any]) -> dict[str, Any]:
+def _model_kwargs(cfg: TrainOptions, stats: dict[str, Any]) -> dict[str, Any]:
+    """The builder options: ``model_kwargs`` plus what the store and the heads imply.
+
+    ``in_channels`` is the store's band count; a builder taking ``classes`` gets the
+    class count of the head it serves (the only multi-class head, else the only head),
+    one taking ``head`` the name of the only head. Options given win.
+    """
+    from landforge.models.registry import builder_options
+
     kwargs = dict(cfg.model_kwargs)
     n_bands = len(stats["bands"])
     kwargs.setdefault("in_channels", n_bands)
     if kwargs["in_channels"] != n_bands:
-        raise InputError(
+        raise OptionError(
             "model_kwargs.in_channels",
             f"is {kwargs['in_channels']} but the chip store has {n_bands} bands",
         )
-    if cfg.model == "multitask_unet" and "use" in cfg.heads:
-        kwargs.setdefault("use_classes", len(cfg.heads["use"].classes))
-    elif len(cfg.heads) == 1:
-        # single-head models (hrnet_ocr, unet, ...): the head's name and class count
-        from landforge.models.registry import builder_options
-
-        ((name, head),) = cfg.heads.items()
-        options = builder_options(cfg.model)
-        if "classes" in options:
-            kwargs.setdefault("classes", len(head.classes))
-        if "head" in options:
-            kwargs.setdefault("head", name)
+    options = builder_options(cfg.model)
+    main = main_head(cfg.heads)
+    if main is not None and "classes" in options:
+        kwargs.setdefault("classes", len(main[1].classes))
+    if len(cfg.heads) == 1 and "head" in options:
+        kwargs.setdefault("head", next(iter(cfg.heads)))
     return kwargs
 
 
-def _notes(cfg: TrainConfig) -> str:
+def _notes(cfg: TrainOptions) -> str:
     parts = []
     for name, head in cfg.heads.items():
         parts.append(f"{name} <- label {head.label!r} values {head.label_values()} ({head.loss})")

@@ -11,6 +11,7 @@ from landforge.pipeline.stages import (  # noqa: F401  (each module registers it
     features,
     inference,
     parcels,
+    sampling,
     synth,
     training,
 )

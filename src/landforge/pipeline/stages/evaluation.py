@@ -1,60 +1,115 @@
-"""Stages: evaluation and the report."""
+"""Stages: evaluation (class maps and tables, roads) and the report of a run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field, model_validator
+
 from landforge.config import StageConfig
+from landforge.errors import OptionError
+from landforge.evaluation.options import EvaluateOptions, EvaluateRoadsOptions
 from landforge.pipeline.registry import StageContext, StageResult, register_stage
 
+_HEADLINE = ("overall_accuracy", "kappa", "miou", "fwiou")
 
-# ---------------------------------------------------------------- evaluation, report
-class EvaluateStage(StageConfig):
+
+# ---------------------------------------------------------------- evaluation
+class EvaluateStage(StageConfig, EvaluateOptions):
+    """``landforge evaluate --pred P --truth T``: options in EvaluateOptions."""
+
     input_fields = ("pred", "truth")
     output_fields = ("out",)
-    pred: str
-    truth: str
-    taxonomy: str | None = None
-    classes: dict[int, str] | None = None  # explicit {value: name}, e.g. with background
-    ignore: list[int] = []
-    pred_col: str | None = None
-    truth_col: str | None = None
-    key: str | None = None
-    out: str = "metrics.json"
-
-
-@register_stage("evaluate", EvaluateStage)
-def evaluate(cfg: EvaluateStage, ctx: StageContext) -> StageResult:
-    """Accuracy metrics of a prediction (raster or table) against the truth."""
-    from landforge.evaluation.evaluate import (
-        evaluate_rasters,
-        evaluate_tables,
-        write_metrics,
+    pred: str = Field(description="Predicted class raster or table.")
+    truth: str = Field(description="Truth class raster or table.")
+    out: str | None = Field(None, description="Metrics JSON to write.")
+    plots: bool = Field(
+        False, description="Also write <out>.confusion.png and <out>.distribution.png."
     )
 
-    if cfg.pred_col or cfg.truth_col:
-        metrics = evaluate_tables(
-            cfg.pred, cfg.truth, pred_col=cfg.pred_col, truth_col=cfg.truth_col, key=cfg.key
-        )
-    else:
-        classes = cfg.classes if cfg.classes is not None else cfg.taxonomy
-        metrics = evaluate_rasters(cfg.pred, cfg.truth, classes=classes, ignore=cfg.ignore)
-    write_metrics(metrics, cfg.out)
-    keys = ("overall_accuracy", "kappa", "miou", "fwiou")
-    return StageResult({k: metrics[k] for k in keys if k in metrics})
+    @model_validator(mode="after")
+    def _plots_need_out(self) -> EvaluateStage:
+        if self.plots and self.out is None:
+            raise OptionError("plots", "needs out to know where to write the PNGs")
+        return self
 
 
+@register_stage("evaluate", EvaluateStage, command="evaluate")
+def evaluate(cfg: EvaluateStage, ctx: StageContext) -> StageResult:
+    """Accuracy of a prediction: OA, kappa, mIoU, FWIoU, per-class F1/IoU, majority baseline."""
+    # domain functions import here: they pull in rasterio, pandas, matplotlib
+    from landforge.evaluation.evaluate import evaluate_prediction
+    from landforge.evaluation.text import metrics_lines
+
+    metrics = evaluate_prediction(cfg.pred, cfg.truth, EvaluateOptions.build(cfg), out=cfg.out)
+    if cfg.plots and cfg.out is not None:
+        from landforge.evaluation import plots
+
+        stem = Path(cfg.out).with_suffix("")
+        plots.plot_confusion_matrix(metrics, f"{stem}.confusion.png")
+        plots.plot_class_distribution(metrics, f"{stem}.distribution.png")
+    return StageResult(
+        {k: metrics[k] for k in _HEADLINE if k in metrics}, metrics_lines(metrics, cfg.out)
+    )
+
+
+class EvaluateRoadsStage(StageConfig, EvaluateRoadsOptions):
+    """``landforge evaluate-roads --pred P --lines L``: options in EvaluateRoadsOptions."""
+
+    input_fields = ("pred", "lines", "truth_mask")
+    output_fields = ("out",)
+    pred: str = Field(description="Predicted road raster (mask or class map).")
+    lines: str | None = Field(
+        None, description="Reference road centre lines (any vector format, any CRS)."
+    )
+    truth_mask: str | None = Field(
+        None, description="Reference road mask on the same grid (adds pixel IoU)."
+    )
+    out: str | None = Field(None, description="Metrics JSON to write.")
+
+
+@register_stage("evaluate_roads", EvaluateRoadsStage, command="evaluate-roads")
+def evaluate_roads(cfg: EvaluateRoadsStage, ctx: StageContext) -> StageResult:
+    """Road completeness / correctness / quality on centre lines (buffer tolerance).
+
+    Needs reference centre lines (``lines``) or a reference road mask (``truth_mask``).
+    """
+    from landforge.evaluation.roads import evaluate_roads as score_roads
+    from landforge.evaluation.text import roads_line
+
+    m = score_roads(
+        cfg.pred, cfg.lines, cfg.truth_mask, EvaluateRoadsOptions.build(cfg), out=cfg.out
+    )
+    keys = ("completeness", "correctness", "quality", "pixel_iou", "truth_length_m")
+    return StageResult({k: m[k] for k in keys if k in m}, [roads_line(m)])
+
+
+# ---------------------------------------------------------------- report
 class ReportStage(StageConfig):
+    """``landforge report RUN_DIR``: one self-contained HTML file per run."""
+
     input_fields = ("sources",)
     output_fields = ("out",)
-    sources: list[str] = []  # files the report summarises: re-run when they change
-    out: str = "report.html"
+    cli_arguments = ("run_dir",)
+    run_dir: str | None = Field(
+        None,
+        description="Run directory to report (with or without manifest.json); "
+        "default: the pipeline's run directory (the working directory from the CLI).",
+    )
+    out: str | None = Field(None, description="HTML file to write (default RUN_DIR/report.html).")
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Files the report summarises: a pipeline re-runs the report when they change.",
+    )
 
 
-@register_stage("report", ReportStage)
+@register_stage("report", ReportStage, command="report")
 def report(cfg: ReportStage, ctx: StageContext) -> StageResult:
-    """Self-contained HTML report of the run directory."""
+    """Self-contained HTML report of a run: stages, metrics, confusion matrices, maps."""
     from landforge.evaluation.report import build_report
 
-    path = build_report(ctx.run_dir, out=cfg.out)
-    return StageResult({"report": str(Path(path).name)})
+    run_dir = Path(cfg.run_dir) if cfg.run_dir is not None else ctx.run_dir
+    if not run_dir.is_absolute() and not ctx.cli:  # a pipeline's paths: its run directory
+        run_dir = ctx.run_dir / run_dir
+    path = build_report(run_dir, out=cfg.out)
+    return StageResult({"report": str(Path(path).name)}, [f"report written to {path}"])

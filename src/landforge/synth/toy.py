@@ -27,8 +27,10 @@ def make_toy_scene(
     nodata_corner: int = 0,
     crs: str = "EPSG:32650",
 ) -> dict[str, Path]:
-    """Write ``image.tif`` (R,G,B uint8, nodata 0), ``poi.tif`` (float32), ``footprint.tif``
-    (0/1) and ``use.tif`` (rci 0..3) of ``size`` x ``size`` 1 m pixels to ``out_dir``.
+    """Write the toy scene's rasters of ``size`` x ``size`` 1 m pixels to ``out_dir``.
+
+    ``image.tif`` (R,G,B uint8, nodata 0), ``poi.tif`` (float32), ``footprint.tif`` (0/1)
+    and ``use.tif`` (rci 0..3).
 
     Args:
         out_dir: directory to write into (created).

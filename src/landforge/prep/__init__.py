@@ -1,1 +1,0 @@
-"""landforge.prep."""
