@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import landforge
 
 ROOT = Path(landforge.__file__).resolve().parent
@@ -100,3 +102,14 @@ def test_finder_sees_function_local_cycles(tmp_path, monkeypatch):
     b.write_text("import landforge.a\n")
     monkeypatch.setitem(globals(), "MODULES", {"landforge.a": a, "landforge.b": b})
     assert find_cycles() == [["landforge.a", "landforge.b", "landforge.a"]]
+
+
+def test_stage_table_in_docs_is_current():
+    import subprocess
+    import sys
+
+    tool = ROOT.parents[1] / "tools" / "stage_table.py"
+    if not tool.exists():  # an installed package without the repository around it
+        pytest.skip("tools/stage_table.py not found")
+    proc = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

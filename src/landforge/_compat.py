@@ -30,7 +30,7 @@ _TRIGGERS = frozenset({"torchvision", "timm", "segmentation_models_pytorch"})
 _done = False
 
 
-def _nms_reference(boxes, scores, iou_threshold: float):  # type: ignore[no-untyped-def]
+def _nms_reference(boxes: Any, scores: Any, iou_threshold: float) -> Any:
     import torch
 
     order = scores.argsort(descending=True)

@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 import numpy as np
 import yaml
@@ -55,7 +55,7 @@ class Options(BaseModel):
         return cls.model_fields[name].get_default(call_default_factory=True)
 
     @classmethod
-    def build(cls, opts: BaseModel | Mapping[str, Any] | None = None, **overrides: Any) -> Any:
+    def build(cls, opts: BaseModel | Mapping[str, Any] | None = None, **overrides: Any) -> Self:
         """``opts`` (this model, a model holding its fields, or a mapping) + overrides.
 
         The API functions call this so that ``fn(..., opts)``, ``fn(..., window=256)``

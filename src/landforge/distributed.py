@@ -53,7 +53,8 @@ def dask_client(
         scheduler: None, "inprocess", "local", an address or a Client.
         workers: worker processes (one thread each) for ``"local"``.
         timeout: seconds to wait for a scheduler address to answer.
-        source, workers_source: option names used in error messages.
+        source: option name of ``scheduler`` in error messages.
+        workers_source: option name of ``workers`` in error messages.
 
     Raises:
         InputError: an unknown scheduler value, ``workers < 1``, dask not installed, or

@@ -27,6 +27,7 @@ console = Console(stderr=True)
 
 
 def is_quiet() -> bool:
+    """True when LANDFORGE_QUIET is set (no progress bars or stage lines)."""
     return os.environ.get("LANDFORGE_QUIET", "") not in ("", "0")
 
 

@@ -122,6 +122,7 @@ def stages(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``run``, ``demo`` and ``stages`` to the landforge CLI."""
     app.command("run")(run)
     app.command("demo")(demo)
     app.command("stages")(stages)

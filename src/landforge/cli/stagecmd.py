@@ -64,7 +64,12 @@ def flag_for(config: type[StageConfig], field: str) -> str:
         return top.upper()
     if top in config.cli_hidden or _is_model(config.model_fields[top].annotation):
         return field
-    return config.cli_flags.get(top, "--" + top.replace("_", "-"))
+    return config.cli_flags.get(top, "--" + top.replace("_", "-")).split()[0]
+
+
+def _short_flags(config: type[StageConfig], field: str) -> list[str]:
+    """Extra spellings after the flag in ``cli_flags`` (``{"out": "--out -o"}``)."""
+    return config.cli_flags.get(field, "").split()[1:]
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,7 @@ class CliParam:
 
     field: str
     flag: str  # "--name" for options, "NAME" for positional arguments
+    short: tuple[str, ...]  # further spellings, e.g. ("-o",)
     kind: str  # "bool", "int", "float", "text", "multi" (repeatable text)
     positional: bool
     help: str
@@ -94,6 +100,7 @@ def cli_params(config: type[StageConfig]) -> list[CliParam]:
             CliParam(
                 field=name,
                 flag=flag_for(config, name),
+                short=tuple(_short_flags(config, name)),
                 kind=kind,
                 positional=positional,
                 help=info.description or "",
@@ -241,7 +248,10 @@ def _parameter(p: CliParam) -> inspect.Parameter:
     if p.positional:
         default: Any = typer.Argument(None, help=help_text, show_default=False, metavar=p.flag)
     else:
-        decls = [f"{p.flag}/--no-{p.flag[2:]}"] if p.kind == "bool" else [p.flag]
+        if p.kind == "bool":
+            decls = [f"{p.flag}/--no-{p.flag[2:]}", *p.short]
+        else:
+            decls = [p.flag, *p.short]
         default = typer.Option(None, *decls, help=help_text, show_default=False)
     return inspect.Parameter(
         p.field, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=_ANNOTATIONS[p.kind]

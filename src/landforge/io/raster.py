@@ -62,10 +62,12 @@ class RasterGrid:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(height, width) in pixels."""
         return (self.height, self.width)
 
     @property
     def res(self) -> tuple[float, float]:
+        """(x, y) pixel size, positive, in CRS units."""
         return (abs(self.transform.a), abs(self.transform.e))
 
     @property
@@ -86,7 +88,7 @@ class RasterGrid:
         )
 
     def pixel_centres(self) -> tuple[np.ndarray, np.ndarray]:
-        """x and y coordinates of pixel centres, each of shape (width,) and (height,).
+        """The x and y coordinates of pixel centres, each of shape (width,) and (height,).
 
         Valid for north-up grids (no rotation), which is all landforge writes.
         """
@@ -96,6 +98,7 @@ class RasterGrid:
         return xs, ys
 
     def profile(self, count: int, dtype: Any, nodata: float | None = None) -> dict[str, Any]:
+        """A tiled GeoTIFF profile on this grid with ``count`` bands of ``dtype``."""
         return {
             "driver": "GTiff",
             "crs": self.crs,
@@ -304,10 +307,12 @@ class StagedCOG:
             self.ds.offsets = [0.0] * count
 
     def write(self, array: np.ndarray, row: int) -> None:
+        """Write a full-width strip (bands, rows, width) starting at ``row``."""
         arr = array if array.ndim == 3 else array[None]
         self.ds.write(arr, window=Window(0, row, arr.shape[2], arr.shape[1]))
 
     def finish(self) -> Path:
+        """Convert the staged raster to the final COG (atomically); return its path."""
         self.ds.close()
         try:
             # GDAL's block cache defaults to 5 % of RAM and fills up while the COG driver
@@ -321,6 +326,7 @@ class StagedCOG:
         return self.final
 
     def abort(self) -> None:
+        """Close and delete the staged raster after a failure."""
         with contextlib.suppress(Exception):
             self.ds.close()
         self.stage.unlink(missing_ok=True)

@@ -197,8 +197,10 @@ def _resolved_config(cfg: StageConfig, run_dir: Path, pipeline_dir: Path) -> Sta
 
 
 def _input_hashes(cfg: StageConfig, stage: str, run: Path) -> dict[str, str]:
-    """SHA-256 of each input, keyed by its path relative to the run directory (so a
-    moved or copied run directory still resumes)."""
+    """SHA-256 of each input, keyed by its path relative to the run directory.
+
+    Relative keys mean a moved or copied run directory still resumes.
+    """
     hashes = {}
     for p in cfg.inputs():
         path = Path(p)

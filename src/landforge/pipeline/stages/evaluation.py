@@ -19,6 +19,7 @@ class EvaluateStage(StageConfig, EvaluateOptions):
     """``landforge evaluate --pred P --truth T``: options in EvaluateOptions."""
 
     input_fields = ("pred", "truth")
+    cli_flags = {"out": "--out -o"}
     output_fields = ("out",)
     pred: str = Field(description="Predicted class raster or table.")
     truth: str = Field(description="Truth class raster or table.")
@@ -57,6 +58,7 @@ class EvaluateRoadsStage(StageConfig, EvaluateRoadsOptions):
     """``landforge evaluate-roads --pred P --lines L``: options in EvaluateRoadsOptions."""
 
     input_fields = ("pred", "lines", "truth_mask")
+    cli_flags = {"out": "--out -o"}
     output_fields = ("out",)
     pred: str = Field(description="Predicted road raster (mask or class map).")
     lines: str | None = Field(
@@ -91,6 +93,7 @@ class ReportStage(StageConfig):
     input_fields = ("sources",)
     output_fields = ("out",)
     cli_arguments = ("run_dir",)
+    cli_flags = {"out": "--out -o"}
     run_dir: str | None = Field(
         None,
         description="Run directory to report (with or without manifest.json); "

@@ -14,6 +14,7 @@ class SynthCityStage(StageConfig, CityOptions):
     """``landforge synth city --out DIR``: options in CityOptions."""
 
     output_fields = ("out",)
+    cli_flags = {"quiet": "--quiet -q"}
     out: str = Field(description="Directory to write the city into.")
 
 
