@@ -12,23 +12,34 @@ from landforge.cli import main
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_output(tmp_path_factory):
+    """(run directory, what the demo printed)."""
+    import contextlib
+    import io
+
     out = tmp_path_factory.mktemp("demo") / "run"
-    code = main(
-        [
-            "demo",
-            "--out",
-            str(out),
-            "--size-m",
-            "500",
-            "--train-minutes",
-            "0.1",
-            "--set",
-            "train.max_steps=3",
-        ]
-    )
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(
+            [
+                "demo",
+                "--out",
+                str(out),
+                "--size-m",
+                "500",
+                "--train-minutes",
+                "0.1",
+                "--set",
+                "train.max_steps=3",
+            ]
+        )
     assert code == 0
-    return out
+    return out, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_output):
+    return demo_output[0]
 
 
 def test_demo_writes_map_buildings_metrics_and_report(demo_run):
@@ -49,7 +60,7 @@ def test_demo_writes_map_buildings_metrics_and_report(demo_run):
 def test_demo_manifest_records_every_stage_done(demo_run):
     manifest = json.loads((demo_run / "manifest.json").read_text())
     stages = manifest["stages"]
-    assert len(stages) == 12
+    assert len(stages) == 13
     assert all(s["status"] == "done" for s in stages.values())
     assert all(s["inputs"] or s["type"] == "synth_city" for s in stages.values())
 
@@ -73,3 +84,38 @@ def test_demo_rerun_skips_everything(demo_run, capsys):
         == 0
     )
     assert (demo_run / "map.tif").stat().st_mtime_ns == before
+
+
+def test_demo_scores_the_test_split_and_says_so(demo_output):
+    run, printed = demo_output
+    blocks = gpd.read_file(run / "chips" / "split_blocks.gpkg")
+    assert {"train", "val", "test"} <= set(blocks["split"])  # a small city: 1-chip blocks
+    n_test = int((blocks["split"] == "test").sum())
+    pixels = int(blocks[blocks["split"] == "test"].area.sum())  # 1 m pixels
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["evaluated_on"]["split"] == "test"
+    assert metrics["evaluated_on"]["blocks"] == n_test
+    assert metrics["evaluated_on"]["pixels"] == pixels
+    assert metrics["n"] + metrics["n_ignored"] == pixels  # baseline on the same pixels
+    parcels = json.loads((run / "parcel_metrics.json").read_text())
+    assert parcels["evaluated_on"]["split"] == "test"
+    train = json.loads((run / "metrics_train_split.json").read_text())
+    assert train["evaluated_on"]["split"] == "train"
+    lines = [ln for ln in printed.splitlines() if "OA" in ln]
+    blocks_txt = f"{n_test} block{'' if n_test == 1 else 's'}"
+    assert lines[0].startswith(f"test split ({blocks_txt}, {pixels:,} pixels): pixel OA ")
+    assert "majority baseline" in lines[0] and "kappa" in lines[0] and "mIoU" in lines[0]
+    assert lines[1].startswith("test split (") and "parcel OA" in lines[1]
+    assert lines[2].startswith("for comparison only, train split (")
+    assert "seen in training" in lines[2]
+    html = (run / "report.html").read_text()
+    headline = html[html.index("<h2>Headline</h2>") :]
+    assert headline.index("test split") < headline.index("train split")
+
+
+def test_demo_normalises_with_training_split_statistics(demo_run):
+    stats = json.loads((demo_run / "chips" / "stats.json").read_text())
+    assert stats["split"] == "train"
+    card = json.loads((demo_run / "model" / "model.json").read_text())
+    assert card["mean"] == stats["mean"] and card["std"] == stats["std"]
+    assert "mean/std from the store's train pixels" in card["notes"]

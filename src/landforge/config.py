@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Self
@@ -38,6 +39,9 @@ __all__ = [
     "XY",
     "jsonable",
     "load_yaml",
+    "SchedulerAddress",
+    "check_dask_choice",
+    "none_word",
     "parse_int_list",
     "validate",
     "format_validation_error",
@@ -125,6 +129,42 @@ FloatMap = Annotated[dict[str, float], BeforeValidator(_parse_pairs)]
 StrMap = Annotated[dict[str, str], BeforeValidator(_parse_pairs)]
 #: a point: YAML ``[x, y]`` or ``"x,y"``.
 XY = Annotated[tuple[float, float], BeforeValidator(_parse_xy)]
+
+
+def none_word(value: Any) -> Any:
+    """``"none"`` (as typed on the command line) and ``""`` mean None."""
+    if isinstance(value, str) and value.strip().lower() in ("", "none"):
+        return None
+    return value
+
+
+#: a scheduler address: ``tcp://host:8786`` (any Dask protocol) or ``host:8786``
+_ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://\S+|[^\s:/]+:\d+)$")
+
+
+def _scheduler_address(value: Any) -> Any:
+    """A Dask scheduler address (``tcp://host:8786``), None for in-process."""
+    value = none_word(value)
+    if isinstance(value, str) and value.strip() in ("inprocess", "in-process"):
+        return None
+    if isinstance(value, str) and not _ADDRESS.match(value.strip()):
+        raise ValueError(
+            f"expected a Dask scheduler address such as tcp://host:8786, got {value!r}"
+        )
+    return value.strip() if isinstance(value, str) else value
+
+
+#: The ``scheduler`` field of a block-wise stage: an address, or None (in-process).
+SchedulerAddress = Annotated[str | None, BeforeValidator(_scheduler_address)]
+
+
+def check_dask_choice(workers: int, scheduler: str | None) -> None:
+    """Raise OptionError when both a local cluster and a running scheduler are asked for."""
+    if workers and scheduler:
+        raise OptionError(
+            "workers",
+            "give either workers (a local Dask cluster) or scheduler (a running one), not both",
+        )
 
 
 def jsonable(obj: Any) -> Any:

@@ -13,18 +13,23 @@ scheduler:
 
 :func:`dask_client` turns that choice into a client (or ``None`` for in-process), and
 fails with one :class:`~landforge.errors.InputError` line when a scheduler address
-does not answer within ``timeout`` seconds.
+does not answer within ``timeout`` seconds. :func:`block_client` maps a windowed
+stage's ``workers`` / ``scheduler`` options onto it and :func:`map_blocks` runs the
+unit of work over its tasks (here in order, or on Dask as they finish).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
-from landforge.errors import InputError
+from landforge.errors import InputError, OptionError
 
-__all__ = ["CONNECT_TIMEOUT_S", "is_inprocess", "dask_client"]
+T = TypeVar("T")
+R = TypeVar("R")
+
+__all__ = ["CONNECT_TIMEOUT_S", "block_client", "dask_client", "is_inprocess", "map_blocks"]
 
 #: Seconds to wait for a remote scheduler before giving up.
 CONNECT_TIMEOUT_S = 10.0
@@ -98,3 +103,53 @@ def dask_client(
                 ) from None
         stack.callback(client.close)
         yield client
+
+
+def block_client(
+    stack: contextlib.ExitStack, workers: int, scheduler: str | None, client: Any = None
+) -> Any:
+    """The Dask client blocks run on, or None for this process.
+
+    Args:
+        stack: closes a cluster or client started here.
+        workers: > 0: a local cluster of that many single-threaded processes.
+        scheduler: the address of a running scheduler.
+        client: a running ``distributed.Client`` (the caller owns it); wins.
+
+    Raises:
+        OptionError: (``scheduler`` / ``workers``) a scheduler that does not answer.
+    """
+    if client is not None:
+        return client
+    if scheduler is None and not workers:
+        return None
+    try:
+        return stack.enter_context(dask_client(scheduler or "local", max(workers, 1)))
+    except InputError as exc:
+        if exc.source in ("scheduler", "workers"):  # a bad option, not a bad file
+            raise OptionError(exc.source, exc.problem) from None
+        raise
+
+
+def map_blocks(
+    fn: Callable[..., R], tasks: Sequence[T] | Iterable[T], client: Any = None, **local: Any
+) -> Iterator[R]:
+    """``fn(task)`` for every task: in order here (with ``**local``), or on Dask.
+
+    On Dask the results come as the tasks finish (in any order); ``local`` keyword
+    arguments (e.g. datasets opened once) are only passed in this process.
+    """
+    if client is None:
+        for task in tasks:
+            yield fn(task, **local)
+        return
+    from dask.distributed import as_completed  # only with a cluster
+
+    futures = client.map(fn, list(tasks), pure=False)
+    try:
+        for future in as_completed(futures):
+            result = future.result()
+            future.release()
+            yield result
+    finally:
+        client.cancel([f for f in futures if not f.done()])

@@ -47,6 +47,7 @@ def test_store_layout_and_index(store, scene):
         "index.parquet",
         "stats.json",
         "meta.json",
+        "split_blocks.gpkg",
         "chips",
     }
     index = read_index(store)
@@ -136,15 +137,104 @@ def test_same_seed_same_split_other_seed_other_split(scene, tmp_path):
     assert abs(first.count("train") - first.count("val")) <= 1
 
 
-def test_stats_are_over_valid_pixels(store, scene):
+def _train_pixels(store, image):
+    """(bands, n) float64 of the valid image pixels under the training chips, each once."""
+    index = read_index(store)
+    covered = np.zeros(image.shape[1:], bool)
+    for rec in index[index["split"] == "train"].itertuples():
+        covered[rec.row : rec.row + rec.height, rec.col : rec.col + rec.width] = True
+    valid = (image != 0).all(axis=0) & covered
+    return image[:, valid]
+
+
+def test_stats_are_over_valid_pixels_of_the_training_chips(store, scene):
     stats = read_stats(store)
     image = read_raster(scene["image"]).astype(np.float64)
-    valid = (image != 0).all(axis=0)
-    assert stats["valid_pixels"] == int(valid.sum())
-    np.testing.assert_allclose(stats["mean"][:3], image[:, valid].mean(axis=1))
-    np.testing.assert_allclose(stats["std"][:3], image[:, valid].std(axis=1))
-    np.testing.assert_allclose(stats["p98"][:3], np.percentile(image[:, valid], 98, axis=1))
+    train = _train_pixels(store, image)
+    assert stats["split"] == "train"
+    assert stats["chips"] == int((read_index(store)["split"] == "train").sum())
+    assert stats["valid_pixels"] == train.shape[1]
+    assert stats["valid_pixels"] < int((image != 0).all(axis=0).sum())  # not the whole raster
+    np.testing.assert_allclose(stats["mean"][:3], train.mean(axis=1))
+    np.testing.assert_allclose(stats["std"][:3], train.std(axis=1))
+    np.testing.assert_allclose(stats["p98"][:3], np.percentile(train, 98, axis=1))
     assert stats["bands"][3] == "poi_use"
+    assert json.loads((store / "meta.json").read_text())["stats_split"] == "train"
+
+
+def test_val_and_test_pixels_do_not_change_the_stats(store, scene, tmp_path):
+    """A store whose val/test chips hold very different values: the same statistics."""
+    import shutil
+
+    import rasterio
+
+    index = read_index(store)
+    odd = tmp_path / "image.tif"
+    shutil.copy(scene["image"], odd)
+    with rasterio.open(odd, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:
+        image = dst.read()
+        for rec in index[index["split"] != "train"].itertuples():
+            image[:, rec.row : rec.row + 32, rec.col : rec.col + 32] = 250
+        train = _train_pixels(store, image.astype(np.float64))
+        dst.write(image)
+    other = build_chips(
+        odd,
+        {"footprint": scene["footprint"], "use": scene["use"]},
+        tmp_path / "chips",
+        extras=[scene["poi"]],
+        size=32,
+        split={"train": 0.5, "val": 0.25, "test": 0.25, "block_size": 2},
+        min_valid=0.5,
+        seed=3,
+    )
+    assert read_index(other)["split"].tolist() == index["split"].tolist()
+    assert read_stats(other) == read_stats(store)
+    # ... and equal to the statistics of the training chips alone
+    np.testing.assert_allclose(read_stats(other)["mean"][:3], train.mean(axis=1))
+    assert not np.allclose(read_stats(other)["mean"][:3], (image[:, image.all(axis=0)]).mean(1))
+
+
+def test_split_blocks_are_written_as_polygons_beside_the_chips(store):
+    import geopandas as gpd
+
+    blocks = gpd.read_file(store / "split_blocks.gpkg")
+    index = read_index(store)
+    assert blocks.crs == index.crs
+    assert list(blocks.columns) == ["block_row", "block_col", "split", "n_chips", "geometry"]
+    assert len(blocks) == 4 and set(blocks["split"]) == set(index["split"])
+    # 2x2 chips of 32 px per block: 64 m squares tiling the 128 m raster
+    assert blocks.area.tolist() == [64.0 * 64.0] * 4
+    assert blocks.union_all().bounds == (500_000, 3_500_000, 500_128, 3_500_128)
+    assert blocks["n_chips"].sum() == len(index)
+    for rec in index.itertuples():  # every chip lies in a block of its own split
+        holder = blocks[blocks.contains(rec.geometry.centroid)]
+        assert holder["split"].tolist() == [rec.split]
+        assert holder.geometry.iloc[0].covers(rec.geometry)
+    meta = json.loads((store / "meta.json").read_text())
+    assert meta["split_blocks"]["file"] == "split_blocks.gpkg"
+    assert meta["split_blocks"]["block_px"] == 64
+    assert sum(meta["split_blocks"]["blocks"].values()) == 4
+
+
+def test_split_blocks_of_random_chips_hold_only_their_split(scene, tmp_path):
+    import geopandas as gpd
+
+    store = build_chips(
+        scene["image"],
+        {"footprint": scene["footprint"]},
+        tmp_path / "s",
+        size=16,
+        sampler="random",
+        n_chips=60,
+        split={"train": 0.6, "val": 0.2, "test": 0.2, "block_size": 2},
+        seed=2,
+    )
+    blocks = gpd.read_file(store / "split_blocks.gpkg")
+    index = read_index(store)
+    for name in set(index["split"]):
+        area = blocks[blocks["split"] == name].union_all()
+        assert index[index["split"] == name].geometry.covered_by(area).all()
+    assert blocks["n_chips"].sum() == len(index)
 
 
 def test_dataset_returns_normalised_tensors(store):

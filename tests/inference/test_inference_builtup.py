@@ -13,10 +13,12 @@ from inference_helpers import TinyFCN, make_card, write_image
 from rasterio.crs import CRS
 
 from landforge.cli import main
-from landforge.errors import OptionError
+from landforge.errors import InputError, OptionError
 from landforge.inference.builtup import builtup_mask, parse_values
+from landforge.inference.options import BuiltupOptions
 from landforge.inference.predictor import predict_raster
-from landforge.io.raster import RasterGrid, write_cog
+from landforge.inference.windows import sliding_windows
+from landforge.io.raster import RasterGrid, read_grid, write_cog
 from landforge.models.checkpoint import save_checkpoint
 
 UTM = CRS.from_epsg(32650)
@@ -109,6 +111,141 @@ def test_predict_mask_from_builtup_of_another_crs_skips_windows(tmp_path: Path) 
         quiet=True,
     )  # fmt: skip
     assert summary["windows"] == 9 and summary["windows_skipped"] == 8
+    # the 8 skipped windows' kept regions: the image (0.5 m pixels) less the first one's
+    first = sliding_windows(128, 128, 64, 8)[0]
+    kept_px = 128 * 128 - first.keep_height * first.keep_width
+    assert summary["skipped_km2"] == pytest.approx(kept_px * 0.25 / 1e6)
+
+
+def test_predict_mask_line_says_windows_and_area_skipped(tmp_path: Path, capsys) -> None:
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(TinyFCN(), make_card(), tmp_path / "tiny")
+    image = write_image(tmp_path / "image.tif", 128, 128)
+    mask = np.zeros((1, 128, 128), np.uint8)
+    mask[0, 100:, 100:] = 1  # last window only
+    write_cog(tmp_path / "mask.tif", mask, read_grid(image), nodata=255)
+    args = ["predict", "--model", str(ckpt), "--image", str(image), "--window", "64",
+            "--overlap", "8", "--mask", str(tmp_path / "mask.tif")]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "map.tif")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "9 windows, 8 skipped by mask (" in line and " km²)" in line
+
+
+# ---------------------------------------------------------------- unreadable inputs
+def _inputs(tmp_path: Path) -> dict[str, Path]:
+    """A good input, a text file named .tif, a missing file and a truncated COG."""
+    write_cog(tmp_path / "good.tif", np.ones((1, 8, 8), np.uint8), _grid(10.0, 8, 8))
+    (tmp_path / "text.tif").write_text("not a raster\n")
+    rng = np.random.default_rng(0)  # incompressible: the tiles fill the file
+    noise = rng.integers(0, 255, (1, 1024, 1024), dtype=np.uint8)
+    write_cog(tmp_path / "full.tif", noise, _grid(0.1, 1024, 1024))
+    data = (tmp_path / "full.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) * 2 // 3])
+    return {
+        "good": tmp_path / "good.tif",
+        "text": tmp_path / "text.tif",
+        "missing": tmp_path / "missing.tif",
+        "cut": tmp_path / "cut.tif",
+    }
+
+
+@pytest.mark.parametrize("bad", ["text", "missing", "cut"])
+def test_an_unreadable_input_is_an_error_naming_it(tmp_path: Path, capsys, bad: str) -> None:
+    paths = _inputs(tmp_path)
+    image = write_image(tmp_path / "image.tif", 160, 160)  # 0.5 m: 80 m x 80 m
+    out = tmp_path / "out" / "m.tif"
+    code = main(
+        ["builtup", "--inputs", str(paths["good"]), "--inputs", str(paths[bad]),
+         "--like", str(image), "--out", str(out), "--block", "64"]
+    )  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: {paths[bad]}: ")
+    assert not out.parent.exists() or not list(out.parent.iterdir())  # no output, no stage
+
+
+def test_skip_unreadable_counts_them_in_one_warning(tmp_path: Path, capsys) -> None:
+    paths = _inputs(tmp_path)
+    image = write_image(tmp_path / "image.tif", 160, 160)
+    args = ["builtup", "--inputs", str(paths["good"]), "--like", str(image), "--block", "64"]
+    assert main([*args, "--out", str(tmp_path / "ref.tif")]) == 0
+    capsys.readouterr()
+    bad = ["--inputs", str(paths["text"]), "--inputs", str(paths["cut"]), "--skip-unreadable"]
+    assert main([*args, *bad, "--out", str(tmp_path / "m.tif")]) == 0
+    captured = capsys.readouterr()
+    warns = [x for x in captured.err.splitlines() if x.startswith("warning:")]
+    assert len(warns) == 1, captured.err
+    assert "2 unreadable input(s) counted as no data" in warns[0]
+    assert str(paths["text"]) in warns[0] and str(paths["cut"]) in warns[0]
+    assert "all of 9 blocks" in warns[0]  # the text file: every block
+    assert "2 unreadable input(s) skipped" in captured.out
+    # the truncated input covers the first 100 m x 100 m: its readable tiles may add
+    # nothing built-up (the good input is 1 everywhere) -> same mask as the good input
+    assert (_read(tmp_path / "m.tif") == _read(tmp_path / "ref.tif")).all()
+    with rasterio.open(tmp_path / "m.tif") as src:
+        assert src.tags()["LANDFORGE_BUILTUP_UNREADABLE"] == f"{paths['text']};{paths['cut']}"
+
+
+def test_skip_unreadable_reports_the_blocks_a_truncated_input_lost(tmp_path: Path) -> None:
+    paths = _inputs(tmp_path)
+    target = _grid(0.1, 1024, 1024)  # the truncated raster's own grid
+    with pytest.warns(UserWarning, match=r"1 unreadable input\(s\)") as caught:
+        s = builtup_mask(
+            [paths["good"], paths["cut"]], target, tmp_path / "m.tif", block=128,
+            skip_unreadable=True,
+        )  # fmt: skip
+    assert len(caught) == 1
+    lost = s["unreadable"][str(paths["cut"])]
+    assert 0 < lost["blocks"] < s["blocks"] == 64 and "corrupt" in lost["problem"]
+    with pytest.raises(InputError, match="no input can be read"):
+        builtup_mask(
+            [paths["text"], paths["missing"]], target, tmp_path / "n.tif", skip_unreadable=True
+        )
+    assert not (tmp_path / "n.tif").exists()
+
+
+def test_blocks_do_not_change_the_union_of_aligned_inputs(tmp_path: Path) -> None:
+    # inputs on the target grid: the mask is the same whatever the block size
+    rng = np.random.default_rng(3)
+    grid = _grid(1.0, 300, 200)
+    a = rng.integers(0, 3, (1, 200, 300)).astype(np.uint8)
+    write_cog(tmp_path / "a.tif", a, grid, nodata=0)
+    whole = builtup_mask([tmp_path / "a.tif"], grid, tmp_path / "w.tif", values="2", block=4096)
+    small = builtup_mask([tmp_path / "a.tif"], grid, tmp_path / "s.tif", values="2", block=48)
+    assert small["blocks"] == 7 * 5 and whole["blocks"] == 1
+    assert (_read(tmp_path / "w.tif") == _read(tmp_path / "s.tif")).all()
+    expected = np.where(a[0] == 0, 255, (a[0] == 2).astype(np.uint8))
+    assert (_read(tmp_path / "s.tif") == expected).all()
+    assert (tmp_path / "w.tif").read_bytes() == (tmp_path / "s.tif").read_bytes()
+
+
+def test_blocks_on_dask_equal_the_in_process_run(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    rng = np.random.default_rng(4)
+    write_cog(
+        tmp_path / "a.tif", rng.integers(0, 2, (1, 30, 30)).astype(np.uint8), _grid(3.0, 30, 30)
+    )
+    target = _grid(1.0, 90, 90)
+    ref = builtup_mask([tmp_path / "a.tif"], target, tmp_path / "ref.tif", block=32)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        got = builtup_mask(
+            [tmp_path / "a.tif"], target, tmp_path / "d.tif", block=32, client=client
+        )
+    assert got["builtup_pixels"] == ref["builtup_pixels"]
+    assert (tmp_path / "d.tif").read_bytes() == (tmp_path / "ref.tif").read_bytes()
+
+
+def test_builtup_options_reject_two_clusters() -> None:
+    with pytest.raises(OptionError, match="^workers: give either"):
+        BuiltupOptions.build(workers=2, scheduler="tcp://127.0.0.1:8786")
+    with pytest.raises(OptionError, match="^scheduler: "):
+        BuiltupOptions.build(scheduler="not an address")
+    assert BuiltupOptions.build(scheduler="none").scheduler is None
 
 
 @pytest.mark.parametrize(
@@ -144,3 +281,19 @@ def test_builtup_cli_takes_several_inputs(tmp_path: Path, capsys) -> None:
 
 
 import rasterio.warp  # noqa: E402
+
+
+def test_an_input_far_from_the_grid_is_an_error_or_one_warning(tmp_path: Path) -> None:
+    target = _grid(1.0, 40, 40)
+    write_cog(tmp_path / "near.tif", np.ones((1, 4, 4), np.uint8), _grid(10.0, 4, 4))
+    far_grid = _grid(10.0, 4, 4, x0=X0 + 50_000)
+    for name in ("far1.tif", "far2.tif"):
+        write_cog(tmp_path / name, np.ones((1, 4, 4), np.uint8), far_grid)
+    with pytest.raises(InputError, match="does not overlap the target grid") as err:
+        builtup_mask([tmp_path / "far1.tif"], target, tmp_path / "m.tif")
+    assert err.value.source == str(tmp_path / "far1.tif")
+    assert not (tmp_path / "m.tif").exists()
+    inputs = [tmp_path / "far1.tif", tmp_path / "near.tif", tmp_path / "far2.tif"]
+    with pytest.warns(UserWarning, match="2 of 3 inputs do not overlap") as caught:
+        s = builtup_mask(inputs, target, tmp_path / "m.tif")
+    assert len(caught) == 1 and s["builtup_pixels"] == 40 * 40

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pylandstats as pls
 import pytest
 import rasterio
@@ -233,3 +234,83 @@ def test_sample_design_cli_errors_are_one_line(raster_and_regions, tmp_path, cap
         code = main(["sample-design", *args, "--unit-size-m", "100", "--out", out])
         err = capsys.readouterr().err.strip()
         assert code == 2 and message in err and len(err.splitlines()) == 1, err
+
+
+# ---------------------------------------------------------------- windows
+def _frames_equal(a, b) -> None:
+    assert a.sites.drop(columns="geometry", errors="ignore").equals(
+        b.sites.drop(columns="geometry", errors="ignore")
+    )
+    assert a.allocation.equals(b.allocation)
+
+
+@pytest.mark.parametrize("unit", [1, 7, (5, 9), 10, 100])
+def test_windowed_design_equals_the_whole_array_design(unit) -> None:
+    arr = _random_landscape(7, shape=(37, 43), k=5, nodata_share=0.2)
+    regions = np.full(arr.shape, -1, dtype=np.int64)
+    regions[:20] = 0
+    regions[20:, :30] = 1
+    regions[:6, :6] = 2
+    for standard, blocks in (("sqrt", (1, 13)), ("fragstats", (4,))):
+        whole = design_samples_array(arr, regions, 300, unit, nodata=0, seed=3, standard=standard)
+        for block in blocks:
+            windowed = design_samples_array(
+                arr, regions, 300, unit, nodata=0, seed=3, standard=standard, block=block
+            )
+            _frames_equal(windowed, whole)
+
+
+def test_windowed_raster_design_equals_the_whole_raster_design(raster_and_regions) -> None:
+    path, _, regions, _ = raster_and_regions
+    blob = gpd.GeoDataFrame(
+        {"name": ["blob"]}, geometry=[shapely.Point(500_333, 4_999_711).buffer(123)], crs=CRS
+    )
+    regions = pd.concat([regions, blob], ignore_index=True)
+    kw = dict(n=150, unit_size_m=30.0, region_col="name", seed=2)
+    whole = design_samples(path, regions, block=4096, **kw)
+    assert len(whole.sites) == 150
+    for block in (3, 16):
+        windowed = design_samples(path, regions, block=block, **kw)
+        _frames_equal(windowed, whole)
+        assert (windowed.sites.geometry.x == whole.sites.geometry.x).all()
+
+
+def test_design_on_dask_equals_the_in_process_design(raster_and_regions) -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    path, _, regions, _ = raster_and_regions
+    kw = dict(n=120, unit_size_m=100.0, region_col="name", seed=4, block=16)
+    here = design_samples(path, regions, **kw)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        there = design_samples(path, regions, client=client, **kw)
+    _frames_equal(there, here)
+
+
+def test_more_sites_than_pixels_is_one_warning_with_a_count() -> None:
+    arr = np.ones((6, 6), dtype=np.uint8)
+    arr[0, 0] = arr[5, 5] = 2  # class 2: two pixels in two regions
+    regions = np.zeros(arr.shape, dtype=np.int64)
+    regions[3:] = 1
+    with pytest.warns(UserWarning, match=r"more sites than pixels in \d+ \(region, class\)") as w:
+        design_samples_array(arr, regions, 200, 3, seed=0)
+    assert len(w) == 1
+
+
+def test_regions_left_out_are_counted_in_one_warning_each(raster_and_regions) -> None:
+    path, _, regions, _ = raster_and_regions
+    extra = gpd.GeoDataFrame(
+        {"name": ["far", "none", "void"]},
+        geometry=[shapely.box(0, 0, 10, 10), None, shapely.Polygon()],
+        crs=CRS,
+    )
+    regions = pd.concat([regions, extra], ignore_index=True)
+    with pytest.warns(UserWarning) as caught:
+        design = design_samples(path, regions, n=50, unit_size_m=100.0, region_col="name")
+    messages = [str(w.message) for w in caught]
+    assert "2 region(s) without geometry left out" in messages
+    assert "1 region(s) cover no valid land-cover pixel and get no sites: far" in messages
+    assert set(design.allocation["region"]) == {"west", "east"}

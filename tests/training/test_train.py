@@ -37,7 +37,7 @@ def test_two_steps_write_a_checkpoint_that_restores_identically(toy_store, tmp_p
     weights = train(cfg_for(toy_store, tmp_path / "run", max_steps=2, epochs=2))
     assert weights == tmp_path / "run" / "model.safetensors"
     assert weights.is_file() and (tmp_path / "run" / "model.json").is_file()
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "last.safetensors").is_file()
     assert list((tmp_path / "run" / "logs").glob("*/metrics.csv"))
     model, card = load_checkpoint(weights)
     stats = json.loads((toy_store / "stats.json").read_text())

@@ -70,8 +70,8 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map user errors to one line and exit 2.
 
-    Click (vendored by typer) handles usage errors itself in standalone mode (message,
-    exit 2); an :class:`InputError` raised by a command is printed here as one line.
+    An :class:`InputError` raised by a command, and a usage error found by Click (an
+    unknown option, a value of the wrong type), are printed here as one line each.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -80,10 +80,24 @@ def main(argv: list[str] | None = None) -> int:
             # every command reports its warnings the same way: one line each on stderr
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = _show_warning
-            app(args=args, prog_name="landforge", standalone_mode=True)
+            code = app(args=args, prog_name="landforge", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit status 130
+            typer.echo("error: interrupted", err=True)
+        return code if isinstance(code, int) else 0
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except typer.TyperException as exc:  # Click's (vendored by typer) usage errors
+        code = getattr(exc, "exit_code", 2)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help was shown
+            return code
+        if debug:
+            traceback.print_exc()
+        typer.echo(f"error: {_usage_line(exc)}", err=True)
+        return code
+    except typer.Abort:
+        typer.echo("error: interrupted", err=True)
+        return 130
     except InputError as exc:
         if debug:
             traceback.print_exc()
@@ -92,7 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
         return 130
-    return 0
+
+
+def _usage_line(exc: typer.TyperException) -> str:
+    """A usage error as ``--flag: problem (see 'landforge CMD -h')``, one line."""
+    format_message = getattr(exc, "format_message", None)
+    message = " ".join((format_message() if format_message else str(exc)).split())
+    param = getattr(exc, "param", None)
+    opts = getattr(param, "opts", None)
+    if type(exc) is typer.BadParameter and getattr(param, "param_type_name", "") == "option":
+        # "Invalid value for '--window': ..." as the tool's other errors: "--window: ..."
+        flag = opts[0] if opts else ""
+        message = f"{flag}: {' '.join(str(exc.message).split())}" if flag else message
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see '{ctx.command_path} -h')"
+    return message
 
 
 if __name__ == "__main__":  # pragma: no cover

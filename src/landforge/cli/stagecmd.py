@@ -31,6 +31,7 @@ from pydantic.fields import FieldInfo
 
 from landforge.config import StageConfig, error_field, error_message, load_yaml
 from landforge.errors import InputError, OptionError
+from landforge.io.atomic import check_writable
 from landforge.pipeline import stages as _stages  # noqa: F401  (registers them)
 from landforge.pipeline.registry import (
     StageContext,
@@ -112,22 +113,34 @@ def cli_params(config: type[StageConfig]) -> list[CliParam]:
 
 
 def validate_cli(
-    config: type[StageConfig], values: dict[str, Any], config_file: Path | None = None
+    config: type[StageConfig],
+    values: dict[str, Any],
+    config_file: Path | None = None,
+    from_file: frozenset[str] = frozenset(),
 ) -> StageConfig:
-    """Validate CLI values into ``config``; errors name the flag (or the file's field)."""
+    """Validate CLI values into ``config``; errors name the flag (or the file's field).
+
+    ``from_file`` holds the fields whose value came from ``config_file`` (no flag gave
+    them): an error in one of those names the file and the field, not the flag.
+    """
     try:
         return config.model_validate(values)
     except ValidationError as exc:
         raise InputError(
-            _where(config, error_field(exc), config_file), error_message(exc)
+            _where(config, error_field(exc), config_file, from_file), error_message(exc)
         ) from None
     except OptionError as exc:  # raised by a model validator that checks several fields
-        raise InputError(_where(config, exc.field, config_file), exc.problem) from None
+        raise InputError(_where(config, exc.field, config_file, from_file), exc.problem) from None
 
 
-def _where(config: type[StageConfig], field: str, config_file: Path | None) -> str:
+def _where(
+    config: type[StageConfig],
+    field: str,
+    config_file: Path | None,
+    from_file: frozenset[str] = frozenset(),
+) -> str:
     flag = flag_for(config, field) if field else ""
-    if flag and flag != field:
+    if flag and flag != field and field.split(".")[0] not in from_file:
         return flag
     if config_file is not None:
         return f"{config_file}: {field}" if field else str(config_file)
@@ -149,16 +162,25 @@ def stage_command(stage: StageType) -> Callable[..., None]:
         values: dict[str, Any] = {}
         if config_file is not None:
             values.update(load_yaml(config_file, what=what))
+        from_file = set(values)
         for p in params:
             value = kwargs.get(p.field)
             if value is None or (p.kind == "multi" and not value):
                 continue  # not given: the model's default applies
             values[p.field] = list(value) if p.kind == "multi" else value
-        cfg = validate_cli(config, values, config_file)
+            from_file.discard(p.field)
+        cfg = validate_cli(config, values, config_file, frozenset(from_file))
+        for out in cfg.outputs():  # fail before the work, not after it
+            check_writable(out)
         try:
             result = stage.fn(cfg, StageContext(Path.cwd(), stage.name, cli=True))
         except OptionError as exc:
             raise InputError(flag_for(config, exc.field), exc.problem) from None
+        except InputError as exc:
+            named = _input_named(cfg, exc.source)
+            if named is None:
+                raise
+            raise InputError(named, exc.problem) from exc
         for line in (result or StageResult()).lines:
             typer.echo(line)
 
@@ -183,6 +205,20 @@ def stage_command(stage: StageType) -> Callable[..., None]:
     command.__doc__ = _doc(stage)
     command.__name__ = stage.name
     return command
+
+
+def _input_named(cfg: StageConfig, source: str | None) -> str | None:
+    """The file (or flag) the user gave for an input that library code named by role.
+
+    Library code that gets data, not paths, names it by its field (``"boundary"``): the
+    CLI shows the user's path for it instead (the flag for a list of paths).
+    """
+    if source is None or source not in cfg.input_fields:
+        return None
+    value = getattr(cfg, source, None)
+    if isinstance(value, str | Path):
+        return str(value)
+    return flag_for(type(cfg), source) if value else None
 
 
 def _config_argument() -> inspect.Parameter:

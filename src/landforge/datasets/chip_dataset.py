@@ -30,12 +30,16 @@ class ChipDataset(Dataset):
     normalised by the store's per-band mean/std (``normalise=True``); nodata pixels are
     0 in the image and ``ignore_index`` in every label. With ``augment=True`` one random
     square symmetry (flips, 90° rotations, transpose) is applied to image and labels
-    alike.
+    alike, after a random rescale when ``scale_range`` is given
+    (:func:`landforge.training.augment.random_rescale`: padding is 0 in the image and
+    ``ignore_index`` in the labels, like nodata).
 
     Args:
         store_dir: a store written by :func:`~landforge.datasets.chip_writer.build_chips`.
         split: split name, or None for every chip.
         augment: apply synchronised random flips / rotations.
+        scale_range: with ``augment``, also zoom by a random factor in ``(lo, hi)``;
+            None = no rescale.
         normalise: subtract mean and divide by std per band.
         ignore_index: label value of nodata pixels.
         mean_std: per-band (mean, std) to normalise with instead of the store's own
@@ -51,6 +55,7 @@ class ChipDataset(Dataset):
         normalise: bool = True,
         ignore_index: int = -100,
         mean_std: tuple[Sequence[float], Sequence[float]] | None = None,
+        scale_range: tuple[float, float] | None = None,
     ) -> None:
         self.store_dir = store_path(store_dir)
         index = read_index(self.store_dir)
@@ -63,6 +68,7 @@ class ChipDataset(Dataset):
         self.label_names: list[str] = list(self.meta["label_names"])
         self.band_names: list[str] = list(self.stats["bands"])
         self.augment = augment
+        self.scale_range = scale_range
         self.normalise = normalise
         self.ignore_index = ignore_index
         mean, std = mean_std if mean_std is not None else (self.stats["mean"], self.stats["std"])
@@ -94,6 +100,13 @@ class ChipDataset(Dataset):
             if masked:
                 lab[invalid] = self.ignore_index
             arrays[name] = lab
+        if self.augment and self.scale_range is not None:
+            # function-local: torch's resampling code is needed only with a scale range
+            from landforge.training.augment import random_rescale
+
+            tensors = {n: torch.from_numpy(a) for n, a in arrays.items()}
+            scaled = random_rescale(tensors, self.scale_range, ignore_index=self.ignore_index)
+            arrays = {n: t.numpy() for n, t in scaled.items()}
         if self.augment:
             # the same draw as training.augment.random_dihedral (torch's RNG, which
             # Lightning seeds per worker), applied in numpy: torch.rot90 + contiguous

@@ -107,11 +107,27 @@ def read_stack(
     return np.concatenate(parts, axis=0), valid
 
 
-def band_stats(sources: Sources, grid: RasterGrid, seed: int) -> dict[str, Any]:
+def band_stats(
+    sources: Sources,
+    grid: RasterGrid,
+    seed: int,
+    windows: Sequence[tuple[int, int, int, int]] | None = None,
+) -> dict[str, Any]:
     """Per-band statistics over the pixels valid in every source, read by blocks.
 
     Mean and std are exact (float64 sums); p2 / p98 come from a seeded sample of at
     most ~1e6 valid pixels.
+
+    Args:
+        sources: the stacked rasters.
+        grid: their grid.
+        seed: seeds the percentile sample.
+        windows: ``(row, col, height, width)`` windows (e.g. the training chips): only
+            the pixels they cover count, each once however many windows overlap it;
+            default: the whole raster. Blocks no window touches are not read.
+
+    Raises:
+        InputError: no valid pixel (in the windows).
     """
     rng = np.random.default_rng(seed)
     nb = len(sources.band_names)
@@ -120,12 +136,23 @@ def band_stats(sources: Sources, grid: RasterGrid, seed: int) -> dict[str, Any]:
     count = 0
     mean = np.zeros(nb)
     m2 = np.zeros(nb)
-    keep = min(1.0, _STATS_SAMPLE / max(1, grid.width * grid.height))
+    if windows is None:
+        extent = grid.width * grid.height
+        wins = None
+    else:
+        wins = np.asarray(windows, dtype=np.int64).reshape(-1, 4)
+        extent = min(grid.width * grid.height, int((wins[:, 2] * wins[:, 3]).sum()))
+    keep = min(1.0, _STATS_SAMPLE / max(1, extent))
     samples: list[np.ndarray] = []
     with contextlib.ExitStack() as files:
         opened = [files.enter_context(open_raster(p)) for p in sources.paths]
         for window in iter_blocks(grid, 1024):
+            covered = None if wins is None else _coverage(wins, window)
+            if covered is not None and not covered.any():
+                continue
             img, valid = read_stack(opened, sources.indexes, window)
+            if covered is not None:
+                valid = valid & covered
             pix = img[:, valid].astype(np.float64)  # (bands, n)
             n = pix.shape[1]
             if n == 0:
@@ -140,7 +167,8 @@ def band_stats(sources: Sources, grid: RasterGrid, seed: int) -> dict[str, Any]:
             take = rng.random(n) < keep if keep < 1.0 else slice(None)
             samples.append(pix[:, take])
     if count == 0:
-        raise InputError(sources.paths[0], "raster has no valid pixel (all nodata)")
+        where = "raster has" if wins is None else "the chip windows hold"
+        raise InputError(sources.paths[0], f"{where} no valid pixel (all nodata)")
     std = np.sqrt(m2 / count)
     sample = np.concatenate(samples, axis=1)
     p2, p98 = np.percentile(sample, [2, 98], axis=1)
@@ -152,3 +180,15 @@ def band_stats(sources: Sources, grid: RasterGrid, seed: int) -> dict[str, Any]:
         "p98": [float(v) for v in p98],
         "valid_pixels": int(count),
     }
+
+
+def _coverage(wins: np.ndarray, window: Window) -> np.ndarray:
+    """Pixels of ``window`` covered by any of ``wins`` (rows of row, col, height, width)."""
+    r0, c0 = int(window.row_off), int(window.col_off)
+    h, w = int(window.height), int(window.width)
+    out = np.zeros((h, w), dtype=bool)
+    rows, cols, hs, ws = wins.T
+    hit = (rows < r0 + h) & (rows + hs > r0) & (cols < c0 + w) & (cols + ws > c0)
+    for r, c, hh, ww in wins[hit].tolist():
+        out[max(r - r0, 0) : min(r + hh - r0, h), max(c - c0, 0) : min(c + ww - c0, w)] = True
+    return out

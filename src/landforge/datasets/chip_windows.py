@@ -22,9 +22,11 @@ from typing import Any
 import numpy as np
 
 from landforge.datasets.options import GridSampler, PoissonSampler, RandomSampler
+from landforge.errors import InputError
 from landforge.io.raster import RasterGrid
 
 __all__ = [
+    "block_splits",
     "drop_straddling",
     "grid_windows",
     "poisson_windows",
@@ -85,6 +87,8 @@ def poisson_windows(
     if grid.crs is None or not grid.crs.is_projected:
         raise ValueError("poisson windows need a grid in a projected (metric) CRS")
     layer = read_vector(parcels).to_crs(grid.crs)
+    if not shapely.box(*grid.bounds).intersects(shapely.box(*layer.total_bounds)):
+        raise InputError(parcels, "the parcels do not overlap the image")
     size_m = size * float(abs(grid.res[0]))
     # centres inside the parcels, their chips as much inside as the parcel allows
     points = poisson_patches(
@@ -112,6 +116,32 @@ def poisson_windows(
     return sorted({(int(r), int(c)) for r, c in zip(rows[inside], cols[inside], strict=True)})
 
 
+def block_splits(
+    records: list[dict[str, Any]], block_px: int, size: int
+) -> dict[tuple[int, int], str]:
+    """The split of every block holding a chip centre or reached into by a chip.
+
+    ``records`` carry ``row``, ``col``, ``block_row``, ``block_col`` and ``split``;
+    blocks are ``block_px`` pixels square. A block holding chip centres has their
+    split; a block without one takes the split of the first chip (raster order)
+    reaching into it.
+    """
+    split_of: dict[tuple[int, int], str] = {
+        (r["block_row"], r["block_col"]): r["split"] for r in records
+    }
+    for r in sorted(records, key=lambda r: (r["row"], r["col"])):
+        for b in _touched(r, block_px, size):
+            split_of.setdefault(b, r["split"])
+    return split_of
+
+
+def _touched(r: dict[str, Any], block_px: int, size: int) -> list[tuple[int, int]]:
+    """The blocks the chip window of record ``r`` reaches into."""
+    b_rows = range(r["row"] // block_px, (r["row"] + size - 1) // block_px + 1)
+    b_cols = range(r["col"] // block_px, (r["col"] + size - 1) // block_px + 1)
+    return [(i, j) for i in b_rows for j in b_cols]
+
+
 def drop_straddling(
     records: list[dict[str, Any]], block_px: int, size: int
 ) -> list[dict[str, Any]]:
@@ -119,19 +149,10 @@ def drop_straddling(
 
     ``records`` carry ``row``, ``col``, ``block_row``, ``block_col`` and ``split``;
     blocks are ``block_px`` pixels square. Blocks without a chip centre take the split
-    of the first chip (raster order) reaching into them, so kept chips of different
-    splits never share a block.
+    of the first chip (raster order) reaching into them (:func:`block_splits`), so kept
+    chips of different splits never share a block.
     """
-    split_of: dict[tuple[int, int], str] = {
-        (r["block_row"], r["block_col"]): r["split"] for r in records
-    }
-
-    def touched(r: dict[str, Any]) -> list[tuple[int, int]]:
-        b_rows = range(r["row"] // block_px, (r["row"] + size - 1) // block_px + 1)
-        b_cols = range(r["col"] // block_px, (r["col"] + size - 1) // block_px + 1)
-        return [(i, j) for i in b_rows for j in b_cols]
-
-    for r in sorted(records, key=lambda r: (r["row"], r["col"])):
-        for b in touched(r):
-            split_of.setdefault(b, r["split"])
-    return [r for r in records if all(split_of[b] == r["split"] for b in touched(r))]
+    split_of = block_splits(records, block_px, size)
+    return [
+        r for r in records if all(split_of[b] == r["split"] for b in _touched(r, block_px, size))
+    ]

@@ -10,9 +10,16 @@ A chip store is a directory::
                           ``image`` (C,H,W: image bands, then extra bands), one (H,W)
                           array per label, and ``valid`` (H,W uint8) when some pixels
                           are nodata; read with ``np.load(..., allow_pickle=False)``
-    STORE/stats.json      per-band mean / std / p2 / p98 over the image's valid pixels
+    STORE/stats.json      per-band mean / std / p2 / p98 over the valid pixels of the
+                          **training** chips (each pixel once; ``"split": "train"``), so
+                          no validation or test pixel leaks into the normalisation; a
+                          store without training chips uses all chips (``"all"``)
     STORE/meta.json       image, extras and label paths, band and label names, gsd,
                           CRS (WKT), chip size, stride, sampler, split settings
+    STORE/split_blocks.gpkg
+                          the split blocks as polygons in the image CRS (clipped to the
+                          raster): ``block_row``, ``block_col``, ``split``, ``n_chips``;
+                          ``landforge evaluate --split-blocks`` scores one split with it
 
 It is written atomically: a failed run leaves no half store behind. The options
 (:class:`~landforge.datasets.options.ChipOptions`) choose the chip size, the window
@@ -45,7 +52,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from landforge.datasets.chip_sources import Sources, band_stats, read_stack, stack_sources
-from landforge.datasets.chip_windows import drop_straddling, sample_windows
+from landforge.datasets.chip_windows import block_splits, drop_straddling, sample_windows
 from landforge.datasets.options import (
     ChipOptions,
     PoissonSampler,
@@ -58,7 +65,10 @@ from landforge.errors import InputError, OptionError
 from landforge.io.atomic import atomic_dir
 from landforge.io.raster import RasterGrid, check_same_grid, open_raster, read_grid
 
-__all__ = ["build_chips"]
+__all__ = ["SPLIT_BLOCKS", "build_chips"]
+
+#: the split blocks' file in a chip store
+SPLIT_BLOCKS = "split_blocks.gpkg"
 
 
 def build_chips(
@@ -125,7 +135,6 @@ def build_chips(
             image, f"raster {grid.width}x{grid.height} is smaller than one {size}x{size} chip"
         )
     sources = stack_sources(image, extra_paths, o.bands)
-    stats = band_stats(sources, grid, o.seed)
     if o.sampler.method == "poisson" and (grid.crs is None or not grid.crs.is_projected):
         raise InputError(image, "the poisson sampler needs a raster in a projected (metric) CRS")
     positions = sample_windows(grid, size, stride, o.sampler, o.seed, parcels)
@@ -142,9 +151,17 @@ def build_chips(
         # Blocks are split after nodata chips are dropped, so every split gets blocks
         # that hold chips.
         _assign_splits(records, o, size, stride, ratios, block_size)
+        # the blocks of each split, in pixels of block_px (before straddlers are dropped:
+        # a block keeps its split when all its chips straddle)
+        if o.sampler.method == "grid":
+            block_px = stride * block_size
+            split_of = {(r["block_row"], r["block_col"]): r["split"] for r in records}
+        else:
+            block_px = size * block_size
+            split_of = block_splits(records, block_px, size)
         dropped = 0
         if o.sampler.method != "grid" and o.split is not None:
-            keep = drop_straddling(records, size * block_size, size)
+            keep = drop_straddling(records, block_px, size)
             dropped = len(records) - len(keep)
             kept = {id(r) for r in keep}
             for r in records:
@@ -156,7 +173,9 @@ def build_chips(
                     "block_size", "every chip straddles blocks of two splits; raise it"
                 )
         index = _write_index(tmp / "index.parquet", records, grid, list(label_paths))
+        stats = _train_stats(sources, grid, records, size, o.seed)
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
+        blocks = _write_split_blocks(tmp / SPLIT_BLOCKS, split_of, records, block_px, grid)
         meta = {
             "image": str(image.resolve()),
             "image_bands": sources.indexes[0],
@@ -179,6 +198,12 @@ def build_chips(
             "seed": o.seed,
             "n_chips": len(index),
             "splits": {k: int(v) for k, v in index["split"].value_counts().items()},
+            "stats_split": stats["split"],
+            "split_blocks": {
+                "file": SPLIT_BLOCKS,
+                "block_px": block_px,
+                "blocks": {k: int(v) for k, v in blocks["split"].value_counts().items()},
+            },
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
     return Path(out_dir)
@@ -322,3 +347,54 @@ def _sampler_meta(o: ChipOptions, parcels: str | os.PathLike[str] | None) -> dic
     if isinstance(s, PoissonSampler):
         meta.update(min_inside=s.min_inside, max_per_parcel=s.max_per_parcel)
     return meta
+
+
+def _train_stats(
+    sources: Sources,
+    grid: RasterGrid,
+    records: Sequence[Mapping[str, Any]],
+    size: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Band statistics over the pixels of the training chips (all chips if none is)."""
+    split = "train" if any(r["split"] == "train" for r in records) else "all"
+    chosen = [r for r in records if split == "all" or r["split"] == split]
+    windows = [(int(r["row"]), int(r["col"]), size, size) for r in chosen]
+    stats = band_stats(sources, grid, seed, windows=windows)
+    return {**stats, "split": split, "chips": len(chosen)}
+
+
+def _write_split_blocks(
+    path: Path,
+    split_of: Mapping[tuple[int, int], str],
+    records: Sequence[Mapping[str, Any]],
+    block_px: int,
+    grid: RasterGrid,
+) -> Any:
+    """Write the split blocks (``block_px`` pixels square, clipped to the raster)."""
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
+    n_chips: dict[tuple[int, int], int] = {}
+    for r in records:
+        key = (r["block_row"], r["block_col"])
+        n_chips[key] = n_chips.get(key, 0) + 1
+    rows = []
+    for (br, bc), split in sorted(split_of.items()):
+        r0, c0 = br * block_px, bc * block_px
+        r1, c1 = min(r0 + block_px, grid.height), min(c0 + block_px, grid.width)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        corners = [grid.transform @ (c, r) for c, r in ((c0, r0), (c1, r0), (c1, r1), (c0, r1))]
+        rows.append(
+            {
+                "block_row": int(br),
+                "block_col": int(bc),
+                "split": split,
+                "n_chips": n_chips.get((br, bc), 0),
+                "geometry": Polygon(corners),
+            }
+        )
+    blocks = gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
+    blocks.to_file(path, driver="GPKG", engine="pyogrio", layer=path.stem)
+    return blocks

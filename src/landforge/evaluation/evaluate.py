@@ -3,10 +3,15 @@
 Both paths end in one :class:`~landforge.evaluation.metrics.ConfusionMatrix` and the
 metrics dictionary of the ``landforge-metrics/1`` schema (docs/dev/CONTRACTS.md).
 Rasters are read block by block, so a country-wide map costs one block of memory.
+A mask raster and/or the blocks of one split (:mod:`landforge.evaluation.regions`)
+restrict the evaluation to held-out pixels or rows; the metrics then record what they
+were computed on (``evaluated_on``), and the majority baseline is computed on the same
+pixels or rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +25,7 @@ from landforge.config import jsonable
 from landforge.errors import InputError, OptionError
 from landforge.evaluation.confusion import ConfusionMatrix
 from landforge.evaluation.options import EvaluateOptions
+from landforge.evaluation.regions import load_region, rows_in_region
 from landforge.evaluation.scores import UnknownLabelError
 from landforge.io.atomic import atomic_path
 from landforge.io.raster import check_same_grid, iter_blocks, open_raster, read_grid
@@ -110,6 +116,8 @@ def evaluate_prediction(
     truth: str | os.PathLike[str],
     opts: EvaluateOptions | None = None,
     *,
+    mask: str | os.PathLike[str] | None = None,
+    split_blocks: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     quiet: bool = False,
     **overrides: Any,
@@ -121,6 +129,10 @@ def evaluate_prediction(
         truth: truth class raster on the same grid, or table.
         opts: :class:`~landforge.evaluation.options.EvaluateOptions`; ``overrides``
             replace its fields.
+        mask: raster on the truth's grid: evaluate only where it is > 0 (table rows:
+            by their representative point).
+        split_blocks: polygons with a ``split`` column (e.g. a chip store's
+            ``split_blocks.gpkg``): evaluate only inside the blocks of ``opts.split``.
         out: optional path of the metrics JSON (written atomically).
         quiet: no progress bar.
         **overrides: fields of ``opts`` to replace.
@@ -134,10 +146,12 @@ def evaluate_prediction(
     """
     o = EvaluateOptions.build(opts, **overrides)
     if o.tables:
-        return evaluate_tables(pred, truth, opts=o, out=out)
+        return evaluate_tables(pred, truth, opts=o, mask=mask, split_blocks=split_blocks, out=out)
     if is_table_path(pred) or is_table_path(truth):
         raise OptionError("pred_col", "tables need pred_col and truth_col")
-    return evaluate_rasters(pred, truth, o, out=out, quiet=quiet)
+    return evaluate_rasters(
+        pred, truth, o, mask=mask, split_blocks=split_blocks, out=out, quiet=quiet
+    )
 
 
 def evaluate_rasters(
@@ -145,6 +159,8 @@ def evaluate_rasters(
     truth: str | os.PathLike[str],
     opts: EvaluateOptions | None = None,
     *,
+    mask: str | os.PathLike[str] | None = None,
+    split_blocks: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     quiet: bool = False,
     **overrides: Any,
@@ -153,6 +169,8 @@ def evaluate_rasters(
 
     Pixels where either raster is nodata, or either value is in ``ignore``, are left out
     (counted in ``n_ignored``; ``n_unpredicted`` counts those with a valid truth).
+    With a ``mask`` and/or ``split_blocks`` only the pixels inside them count at all
+    (recorded as ``evaluated_on``); blocks are rasterised window by window.
 
     Args:
         pred: predicted class raster.
@@ -160,8 +178,13 @@ def evaluate_rasters(
         opts: :class:`~landforge.evaluation.options.EvaluateOptions` (``taxonomy`` or
             ``classes`` naming the classes, see :func:`resolve_classes`; ``ignore``:
             values to leave out in addition to each raster's nodata; ``block``: block
-            size of the windowed read; ``band``: 1-based band of both rasters);
-            ``overrides`` replace its fields.
+            size of the windowed read; ``band``: 1-based band of both rasters;
+            ``split``: the split of ``split_blocks`` to evaluate); ``overrides``
+            replace its fields.
+        mask: raster on the same grid: evaluate only where it is > 0 (and not nodata).
+        split_blocks: polygons with a ``split`` column (any vector format, reprojected
+            to the rasters' CRS): evaluate only the pixels whose centre lies in a block
+            of ``split``.
         out: optional path of the metrics JSON (written atomically).
         quiet: no progress bar.
         **overrides: fields of ``opts`` to replace.
@@ -170,8 +193,9 @@ def evaluate_rasters(
         The ``landforge-metrics/1`` dictionary (NaN where a ratio is undefined).
 
     Raises:
-        InputError: a missing/unreadable raster, rasters on different grids, or values
-            outside a given class list (naming the file).
+        InputError: a missing/unreadable raster, rasters on different grids, values
+            outside a given class list (naming the file), a mask on another grid, or
+            split blocks without a block of ``split``.
     """
     o = EvaluateOptions.build(opts, **overrides)
     pred, truth = Path(pred), Path(truth)
@@ -180,18 +204,34 @@ def evaluate_rasters(
     read_grid(pred, require_crs=False)  # a missing prediction is named first
     grid = read_grid(truth, require_crs=False)
     check_same_grid(grid, pred)
+    region = load_region(mask, split_blocks, o.split)
+    if region is not None:
+        region = region.for_grid(grid)
+    n_region = 0
     cm = spec.matrix()
-    with open_raster(truth) as t_src, open_raster(pred) as p_src:
+    with contextlib.ExitStack() as files:
+        t_src = files.enter_context(open_raster(truth))
+        p_src = files.enter_context(open_raster(pred))
+        m_src = files.enter_context(region.open_mask()) if region is not None else None
         for src, path in ((t_src, truth), (p_src, pred)):
             if band > src.count:
                 raise InputError(path, f"raster has {src.count} band(s), band {band} requested")
         t_nodata, p_nodata = t_src.nodatavals[band - 1], p_src.nodatavals[band - 1]
         windows = list(iter_blocks(grid, o.block))
         for window in track(windows, "evaluating", quiet=quiet):
+            inside = None
+            if region is not None:
+                inside = region.window_mask(grid, window, m_src)
+                n_region += int(inside.sum())
+                if not inside.any():
+                    continue  # nothing of this window is evaluated: not even read
             t = t_src.read(band, window=window)
             p = p_src.read(band, window=window)
+            t_ok, p_ok = not_nodata(t, t_nodata), not_nodata(p, p_nodata)
+            if inside is not None and not inside.all():
+                t, p, t_ok, p_ok = t[inside], p[inside], t_ok[inside], p_ok[inside]
             try:
-                cm.update(t, p, not_nodata(t, t_nodata), not_nodata(p, p_nodata))
+                cm.update(t, p, t_ok, p_ok)
             except UnknownLabelError as exc:
                 raise InputError(truth if exc.where == "truth" else pred, str(exc)) from None
             except ValueError as exc:
@@ -205,6 +245,8 @@ def evaluate_rasters(
         taxonomy=spec.taxonomy,
         nodata={"truth": _num(t_nodata), "prediction": _num(p_nodata)},
     )
+    if region is not None:
+        metrics["evaluated_on"] = region.describe(n_region, "pixels")
     if spec.colormap:
         metrics["colors"] = {
             name: list(spec.colormap[v])
@@ -301,6 +343,8 @@ def evaluate_tables(
     truth_col: str | None = None,
     opts: EvaluateOptions | None = None,
     *,
+    mask: str | os.PathLike[str] | None = None,
+    split_blocks: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
@@ -314,20 +358,28 @@ def evaluate_tables(
     Labels may be integers (class values) or text (class names). Text labels are
     matched to the names of ``classes`` when given, else sorted and numbered 0, 1, ...
 
+    With a ``mask`` and/or ``split_blocks`` only rows whose representative point lies
+    inside them count (each table with geometries is filtered by its own; a table
+    without follows the other through ``key`` or row order).
+
     Args:
         pred_path: table with the predicted labels.
         truth_path: table with the true labels (may be ``pred_path``).
         pred_col: the predicted label column (else that of ``opts``).
         truth_col: the true label column (else that of ``opts``).
         opts: :class:`~landforge.evaluation.options.EvaluateOptions` (``key``,
-            ``taxonomy`` or ``classes``, ``ignore``); ``overrides`` replace its fields.
+            ``taxonomy`` or ``classes``, ``ignore``, ``split``); ``overrides`` replace
+            its fields.
+        mask: raster: only rows whose representative point falls on a pixel > 0.
+        split_blocks: polygons with a ``split`` column: only rows whose representative
+            point lies in a block of ``split``.
         out: optional path of the metrics JSON (written atomically).
         **overrides: fields of ``opts`` to replace.
 
     Raises:
         OptionError: no label columns.
-        InputError: a missing file or column, duplicate keys, or tables that cannot
-            be matched.
+        InputError: a missing file or column, duplicate keys, tables that cannot
+            be matched, or (with a mask or blocks) tables without geometries.
     """
     columns = {"pred_col": pred_col, "truth_col": truth_col}
     o = EvaluateOptions.build(
@@ -346,6 +398,9 @@ def evaluate_tables(
         for col in cols_t:
             if col not in tdf.columns:
                 raise InputError(truth_path, f"column {col!r} not found")
+    region = load_region(mask, split_blocks, o.split)
+    if region is not None:
+        pdf, tdf = rows_in_region(region, pdf, tdf, pred_path, truth_path, key, same)
     rows = _match_rows(pdf, tdf, pred_path, truth_path, pred_col, truth_col, key, same)
     metrics = _evaluate_labels(
         rows.truth, rows.pred, o.class_arg(), o.ignore_labels(), truth_path, pred_path
@@ -358,6 +413,8 @@ def evaluate_tables(
         match=rows.match,
         unmatched=rows.unmatched,
     )
+    if region is not None:
+        metrics["evaluated_on"] = region.describe(len(tdf), "rows")
     if out is not None:
         write_metrics(metrics, out)
     return metrics

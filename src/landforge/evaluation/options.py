@@ -62,6 +62,8 @@ class EvaluateOptions(Options):
 
     Rasters are compared pixel by pixel on the same grid; tables (``pred_col`` and
     ``truth_col`` given) row by row, matched on ``key``, equal geometries or row order.
+    The stage's ``mask`` and ``split_blocks`` restrict both to a region (``split``
+    names the split of the blocks), see :mod:`landforge.evaluation.regions`.
     """
 
     taxonomy: str | None = Field(
@@ -82,6 +84,12 @@ class EvaluateOptions(Options):
     key: str | None = Field(None, description="Column joining the two tables.")
     block: int = Field(1024, ge=1, description="Block size of the windowed raster read.")
     band: int = Field(1, ge=1, description="1-based band of both rasters.")
+    split: str = Field(
+        "test",
+        min_length=1,
+        description="With split_blocks: the split whose blocks are evaluated "
+        "(e.g. test; train or val only as a labelled comparison).",
+    )
 
     @field_validator("ignore", mode="before")
     @classmethod

@@ -1,7 +1,9 @@
 """One self-contained HTML report per run directory.
 
 ``build_report(RUN)`` writes ``RUN/report.html``: the pipeline stages from
-``RUN/manifest.json`` (when there is one), a section per metrics JSON found under RUN
+``RUN/manifest.json`` (when there is one), a headline table of the accuracy metrics
+(those computed on the test split first; train/val metrics only in rows labelled as
+seen in training), a section per metrics JSON found under RUN
 (``"kind": "landforge-metrics/1"``) with headline metrics against the majority-class
 baseline, per-class table, confusion matrix and class distribution, and a quicklook of
 every class-map raster (single-band uint8 with a colour table). Images are embedded as
@@ -17,7 +19,7 @@ import html
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import numpy as np
 
 from landforge.errors import InputError
 from landforge.evaluation.scores import KIND_METRICS
+from landforge.evaluation.text import evaluated_on_text, split_label
 from landforge.io.atomic import atomic_path
 
 __all__ = ["build_report", "find_metrics", "find_class_maps"]
@@ -228,13 +231,69 @@ def _stages_section(manifest: Mapping[str, Any]) -> str:
     )
 
 
+#: order of the metrics in the report: held-out first, what the model trained on last
+_SPLIT_RANK = {"test": 0, None: 1, "val": 3, "train": 4}
+
+
+def _split_of(m: Mapping[str, Any]) -> str | None:
+    on = m.get("evaluated_on")
+    return str(on["split"]) if isinstance(on, Mapping) and on.get("split") else None
+
+
+def _rank(m: Mapping[str, Any]) -> int:
+    return _SPLIT_RANK.get(_split_of(m), 2)
+
+
+def _seen_note(m: Mapping[str, Any]) -> str:
+    """A warning for metrics on pixels the model was trained or tuned on ("" otherwise)."""
+    split = _split_of(m)
+    if split == "train":
+        return " (seen in training: not a measure of accuracy)"
+    if split == "val":
+        return " (used to select the model: not held out)"
+    return ""
+
+
+def _headline_section(metrics: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """One table of OA / kappa / mIoU per metrics file, held-out metrics first."""
+    rows = []
+    for rel, m in metrics:
+        base = m.get("baseline") or {}
+        on = _esc(evaluated_on_text(m)) + _esc(_seen_note(m))
+        rows.append(
+            [
+                f"<code>{_esc(rel)}</code>",
+                on,
+                _fmt(m.get("n")),
+                _fmt(m.get("overall_accuracy"), "pct"),
+                _fmt(m.get("kappa"), "num"),
+                _fmt(m.get("miou"), "pct"),
+                _fmt(base.get("overall_accuracy"), "pct"),
+                _fmt(base.get("miou"), "pct"),
+            ]
+        )
+    head = ["metrics", "evaluated on", "n", "OA", "kappa", "mIoU", "majority OA", "majority mIoU"]
+    return (
+        "<section><h2>Headline</h2>"
+        '<p class="muted">Accuracy on the held-out test split comes first; metrics on '
+        "pixels or rows the model was trained on are labelled as such.</p>"
+        f"{_table(head, rows, left=2)}</section>"
+    )
+
+
 def _segmentation_section(rel: str, m: Mapping[str, Any]) -> str:
-    parts = [f"<section><h2>Metrics: <code>{_esc(rel)}</code></h2>"]
+    label = split_label(m)
+    title = f"Metrics: <code>{_esc(rel)}</code>"
+    if label:
+        title += f" · {_esc(label)}{_esc(_seen_note(m))}"
+    parts = [f"<section><h2>{title}</h2>"]
     meta = [
         f"{k} <code>{_esc(m[k])}</code>"
         for k in ("task", "prediction", "truth", "taxonomy", "match")
         if m.get(k)
     ]
+    if m.get("evaluated_on"):
+        meta.append(f"evaluated on {_esc(evaluated_on_text(m))}")
     if m.get("n") is not None:
         meta.append(f"{_fmt(m['n'])} pixels/rows evaluated")
     if m.get("n_unpredicted"):
@@ -417,12 +476,20 @@ def build_report(
     sections = []
     if manifest is not None:
         sections.append(_stages_section(manifest))
+    accuracy = sorted(
+        (
+            (path.relative_to(root).as_posix(), m)
+            for path, m in metrics
+            if m.get("confusion_matrix") is not None or m.get("per_class") is not None
+        ),
+        key=lambda item: _rank(item[1]),  # stable: by path within a rank
+    )
+    if accuracy:
+        sections.append(_headline_section(accuracy))
+    sections += [_segmentation_section(rel, m) for rel, m in accuracy]
     for path, m in metrics:
-        rel = path.relative_to(root).as_posix()
-        if m.get("confusion_matrix") is not None or m.get("per_class") is not None:
-            sections.append(_segmentation_section(rel, m))
-        else:
-            sections.append(_change_section(rel, m))
+        if not (m.get("confusion_matrix") is not None or m.get("per_class") is not None):
+            sections.append(_change_section(path.relative_to(root).as_posix(), m))
     if maps:
         sections.append(_maps_section(root, maps, metrics))
     if not sections:

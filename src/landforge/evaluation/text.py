@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["metrics_lines", "pct", "roads_line"]
+__all__ = ["evaluated_on_text", "metrics_lines", "pct", "roads_line", "split_label"]
 
 _HEADLINE = (
     ("overall_accuracy", "OA"),
@@ -28,6 +28,30 @@ def _num(v: Any) -> str:
     return "–" if v is None or math.isnan(v) else f"{v:.4f}"
 
 
+def split_label(metrics: Mapping[str, Any]) -> str | None:
+    """``"test split"`` when the metrics were computed on one split's blocks, else None."""
+    on = metrics.get("evaluated_on") or {}
+    return f"{on['split']} split" if on.get("split") else None
+
+
+def evaluated_on_text(metrics: Mapping[str, Any]) -> str:
+    """What the metrics were computed on, for a person.
+
+    E.g. ``"test split (2 blocks of chips/split_blocks.gpkg)"``, ``"mask m.tif"``, or
+    ``"all pixels/rows"`` when neither a split nor a mask restricted them.
+    """
+    on = metrics.get("evaluated_on") or {}
+    parts = []
+    if on.get("split"):
+        n = on.get("blocks")
+        parts.append(
+            f"{on['split']} split ({n} block{'s' if n != 1 else ''} of {on.get('split_blocks')})"
+        )
+    if on.get("mask"):
+        parts.append(f"mask {on['mask']}")
+    return ", ".join(parts) if parts else "all pixels/rows"
+
+
 def metrics_lines(metrics: Mapping[str, Any], out: Any = None) -> list[str]:
     """The accuracy table, the per-class table and a note, as printed lines.
 
@@ -42,7 +66,9 @@ def metrics_lines(metrics: Mapping[str, Any], out: Any = None) -> list[str]:
     width = max(80, shutil.get_terminal_size().columns)
     console = Console(file=buffer, width=width, color_system=None, highlight=False)
     base = metrics["baseline"]
-    head = Table(title="Accuracy", show_header=True, header_style="bold")
+    label = split_label(metrics)
+    title = f"Accuracy ({label})" if label else "Accuracy"
+    head = Table(title=title, show_header=True, header_style="bold")
     head.add_column("metric")
     head.add_column("model", justify="right")
     head.add_column(f"majority ({base.get('class')})", justify="right")
@@ -64,6 +90,8 @@ def metrics_lines(metrics: Mapping[str, Any], out: Any = None) -> list[str]:
         )
     console.print(per)
     note = f"{metrics['n']:,} evaluated"
+    if metrics.get("evaluated_on"):
+        note += f" in {evaluated_on_text(metrics)}"
     if metrics.get("n_unpredicted"):
         note += f", {metrics['n_unpredicted']:,} without prediction left out"
     if out is not None:

@@ -46,7 +46,6 @@ import rasterio
 import rasterio.enums
 import rasterio.windows
 import torch
-from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from landforge.errors import InputError, OptionError
@@ -62,6 +61,7 @@ from landforge.inference.parts import (
     write_part,
 )
 from landforge.inference.windows import Tile, axis_layout, pad_to_multiple, sliding_windows
+from landforge.io.raster import open_raster
 from landforge.models.checkpoint import load_checkpoint
 
 __all__ = [
@@ -272,20 +272,18 @@ class _Source:
         return win is not None and (win.height, win.width) == (window.height, window.width)
 
     def read(self, window: Window, out_dtype: str | None = "float32") -> np.ndarray:
+        # self.ds comes from open_raster: a failed read raises InputError naming the file
         win, (rs, cs) = self._clip(window)
         idx = list(self.spec.indexes)
-        try:
-            if self._whole(win, window):
-                return self.ds.read(idx, window=win, out_dtype=out_dtype)
-            out = np.zeros(
-                (len(idx), int(window.height), int(window.width)),
-                dtype=out_dtype or self.ds.dtypes[0],
-            )
-            if win is not None:
-                out[:, rs, cs] = self.ds.read(idx, window=win, out_dtype=out_dtype)
-            return out
-        except RasterioIOError as exc:
-            raise _unreadable(self.spec.path, exc) from None
+        if self._whole(win, window):
+            return self.ds.read(idx, window=win, out_dtype=out_dtype)
+        out = np.zeros(
+            (len(idx), int(window.height), int(window.width)),
+            dtype=out_dtype or self.ds.dtypes[0],
+        )
+        if win is not None:
+            out[:, rs, cs] = self.ds.read(idx, window=win, out_dtype=out_dtype)
+        return out
 
     def valid(self, window: Window) -> np.ndarray:
         win, (rs, cs) = self._clip(window)
@@ -294,24 +292,12 @@ class _Source:
         out = np.zeros((int(window.height), int(window.width)), dtype=bool)
         if win is None:
             return out
-        try:
-            out[rs, cs] = self.ds.dataset_mask(window=win) > 0 if self.needs_mask else True
-        except RasterioIOError as exc:
-            raise _unreadable(self.spec.path, exc) from None
+        out[rs, cs] = self.ds.dataset_mask(window=win) > 0 if self.needs_mask else True
         return out
 
 
-def _unreadable(path: str, exc: BaseException) -> InputError:
-    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-    return InputError(path, f"cannot read pixels ({text}); is the file truncated or corrupt?")
-
-
 def _open(stack: contextlib.ExitStack, spec: SourceSpec) -> _Source:
-    try:
-        ds = stack.enter_context(rasterio.open(spec.path))
-    except RasterioIOError as exc:
-        raise _unreadable(spec.path, exc) from None
-    return _Source(ds, spec)
+    return _Source(stack.enter_context(open_raster(spec.path)), spec)
 
 
 class _Inputs:

@@ -19,10 +19,17 @@ a target pixel takes the largest code of the source pixels it overlaps:
 
 Nearest-neighbour resampling would instead keep one arbitrary source pixel per target
 pixel and lose built-up pixels when going finer to coarser. The union then takes the
-largest code over the inputs. Work is done by blocks of ``block`` x ``block`` target
-pixels (each reads only the source window it needs), so memory stays bounded whatever
-the sizes; the result is a uint8 COG with values 0/1 and nodata 255, ready for
-``landforge predict --mask``.
+largest code over the inputs. Work is done by square blocks of ``block`` x ``block``
+target pixels (:mod:`landforge.inference.builtup_blocks`): each reads only the source
+windows it needs, under a bounded GDAL cache, and is written into a tiled staging raster,
+so memory is a few blocks whatever the raster sizes (never a full-width strip). Blocks
+run in this process, or on Dask with ``workers`` / ``scheduler`` as for ``predict``.
+The result is a uint8 COG with values 0/1 and nodata 255, ready for ``landforge predict
+--mask``.
+
+An input that cannot be read (missing, not a raster, a truncated tile) stops the run
+with an error naming the file; with ``skip_unreadable`` it counts as "no data" and one
+warning names the skipped files and how many blocks each lost.
 """
 
 from __future__ import annotations
@@ -31,53 +38,30 @@ import contextlib
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import rasterio
 import rasterio.warp
-from affine import Affine
-from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
-from rasterio.windows import Window
+from rasterio.errors import CRSError, TransformError
 
+from landforge.distributed import block_client, map_blocks
 from landforge.errors import InputError, OptionError
+from landforge.inference.builtup_blocks import (
+    NODATA,
+    BuiltupBlock,
+    BuiltupJob,
+    Selection,
+    TiledStage,
+    builtup_block,
+    plan_blocks,
+    stage_tile,
+)
 from landforge.inference.options import BuiltupOptions
-from landforge.io.raster import RasterGrid, StagedCOG, iter_blocks, open_raster, read_grid
+from landforge.io.raster import RasterGrid, bounded_read_cache, open_raster, read_grid
 
-__all__ = ["Selection", "parse_values", "builtup_mask"]
-
-NODATA = 255
-_BUILT, _COVERED = 2, 1
-_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
-    ">=": np.greater_equal,
-    "<=": np.less_equal,
-    ">": np.greater,
-    "<": np.less,
-}
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which source values are built-up: a list of values or one threshold."""
-
-    values: tuple[float, ...] = ()
-    op: str | None = ">"
-    threshold: float = 0.0
-
-    def __call__(self, arr: np.ndarray) -> np.ndarray:
-        """True where ``arr`` is built-up."""
-        if self.op is not None:
-            return _OPS[self.op](arr, self.threshold)
-        return np.isin(arr, np.asarray(self.values, dtype=arr.dtype))
-
-    def describe(self) -> str:
-        """The selection as text (``>0``, ``1,2``)."""
-        if self.op is not None:
-            return f"{self.op}{self.threshold:g}"
-        return ",".join(f"{v:g}" for v in self.values)
+__all__ = ["NODATA", "Selection", "parse_values", "builtup_mask"]
 
 
 def parse_values(text: str | None, n_inputs: int) -> list[Selection]:
@@ -122,6 +106,8 @@ def builtup_mask(
     like: str | os.PathLike[str] | RasterGrid,
     out: str | os.PathLike[str],
     opts: BuiltupOptions | None = None,
+    *,
+    client: Any = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Write the built-up union of ``inputs`` on the grid of ``like`` (see module doc).
@@ -132,60 +118,62 @@ def builtup_mask(
         out: uint8 COG to write (0 not built-up, 1 built-up, 255 no input data).
         opts: :class:`~landforge.inference.options.BuiltupOptions`: ``values`` (one
             selection for all inputs or one per input, ``";"``-separated; default
-            ``>0``), ``band`` (of every input), ``block`` (target block size).
+            ``>0``), ``band`` (of every input), ``block`` (target block size),
+            ``skip_unreadable``, ``workers`` / ``scheduler`` (where blocks run).
+        client: a running ``dask.distributed.Client`` to run the blocks on (the caller
+            owns it); instead of ``workers`` / ``scheduler``.
         **overrides: fields of ``opts`` to replace (``values="1;>0"``).
 
     Returns:
-        Summary: pixel counts (built-up, not built-up, nodata) and per-input coverage.
+        Summary: pixel counts (built-up, not built-up, nodata), the number of blocks and
+        ``unreadable`` (path -> problem and blocks lost; empty unless
+        ``skip_unreadable`` skipped something).
 
     Raises:
         OptionError: bad ``values``, no inputs.
-        InputError: unreadable rasters, a raster without CRS.
+        InputError: an input that cannot be read (unless ``skip_unreadable``; then only
+            when none can), a raster without CRS or without the band.
     """
     o = BuiltupOptions.build(opts, **overrides)
-    band, block = o.band, o.block
     if not inputs:
         raise OptionError("inputs", "give at least one settlement raster")
     sels = parse_values(o.values, len(inputs))
     grid = like if isinstance(like, RasterGrid) else read_grid(like)
     if grid.crs is None:
         raise InputError(like, "raster has no CRS")
+    blocks = list(plan_blocks(grid.height, grid.width, o.block))
+    lost: dict[str, list[Any]] = {}  # path -> [problem, blocks lost]
     counts = np.zeros(3, dtype=np.int64)  # not built, built, nodata
     with contextlib.ExitStack() as stack:
-        srcs = []
-        for path in inputs:
-            src = stack.enter_context(open_raster(path))
-            if src.crs is None:
-                raise InputError(path, "raster has no CRS, cannot place it on the target grid")
-            if not 1 <= band <= src.count:
-                raise InputError(path, f"has {src.count} band(s), no band {band}")
-            srcs.append(src)
-        staged = StagedCOG(
-            out, grid, 1, np.uint8, NODATA, descriptions=["builtup"],
+        stack.enter_context(bounded_read_cache())
+        datasets = _open_inputs(stack, inputs, o, lost, len(blocks))
+        _drop_far(datasets, grid, like)
+        kept = [(str(p), s) for p, s in zip(inputs, sels, strict=True) if str(p) in datasets]
+        job = BuiltupJob(
+            inputs=tuple(p for p, _ in kept),
+            selections=tuple(s for _, s in kept),
+            band=o.band,
+            crs=grid.crs.to_wkt(),
+            transform=tuple(grid.transform)[:6],
+            skip_unreadable=o.skip_unreadable,
+        )
+        staged = TiledStage(
+            out, grid, stage_tile(o.block), np.uint8, NODATA, description="builtup",
             tags={"LANDFORGE_BUILTUP_INPUTS": ";".join(str(p) for p in inputs),
                   "LANDFORGE_BUILTUP_VALUES": ";".join(s.describe() for s in sels)},
         )  # fmt: skip
         stack.callback(staged.abort)
-        for row in range(0, grid.height, block):
-            h = min(block, grid.height - row)
-            strip = np.zeros((h, grid.width), np.uint8)
-            for win in iter_blocks((h, grid.width), block):
-                target = RasterGrid(
-                    grid.crs,
-                    grid.transform @ Affine.translation(win.col_off, row + win.row_off),
-                    int(win.width),
-                    int(win.height),
-                )
-                code = np.zeros((target.height, target.width), np.uint8)
-                for src, path, sel in zip(srcs, inputs, sels, strict=True):
-                    np.maximum(code, _warped_code(src, path, sel, band, target), out=code)
-                strip[:, win.col_off : win.col_off + win.width] = code
-            mask = np.where(strip == _BUILT, 1, np.where(strip == _COVERED, 0, NODATA))
-            mask = mask.astype(np.uint8)
-            counts += np.array(
-                [(mask == 0).sum(), (mask == 1).sum(), (mask == NODATA).sum()], dtype=np.int64
-            )
-            staged.write(mask, row)
+        dask = block_client(stack, o.workers, o.scheduler, client)
+        specs = [BuiltupBlock(job, index, region) for index, region in blocks]
+        local = {"datasets": datasets} if dask is None else {}
+        for res in map_blocks(builtup_block, specs, dask, **local):
+            staged.write(res.mask, res.region[0], res.region[1])
+            counts += np.asarray(res.counts, dtype=np.int64)
+            for path, problem in res.unreadable.items():
+                lost.setdefault(path, [problem, 0])[1] += 1
+        if lost:
+            staged.ds.update_tags(LANDFORGE_BUILTUP_UNREADABLE=";".join(lost))
+            warnings.warn(_lost_line(lost, len(blocks)), UserWarning, stacklevel=2)
         written = staged.finish()
     return {
         "out": str(written),
@@ -195,47 +183,83 @@ def builtup_mask(
         "not_builtup_pixels": int(counts[0]),
         "nodata_pixels": int(counts[2]),
         "values": [s.describe() for s in sels],
+        "blocks": len(blocks),
+        "unreadable": {p: {"problem": v[0], "blocks": v[1]} for p, v in lost.items()},
     }
 
 
-def _warped_code(
-    src: Any, path: str | os.PathLike[str], sel: Selection, band: int, target: RasterGrid
-) -> np.ndarray:
-    """The 0/1/2 code of one input warped (max) onto one target block."""
-    out = np.zeros((target.height, target.width), np.uint8)
-    try:
-        left, bottom, right, top = rasterio.warp.transform_bounds(
-            target.crs, src.crs, *target.bounds, densify_pts=21
-        )
-    except Exception:  # noqa: BLE001 - no valid transform: the input does not cover it
-        return out
-    inv = ~src.transform
-    cols, rows = zip(*(inv @ (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
-    r0 = max(int(math.floor(min(rows))) - 2, 0)
-    c0 = max(int(math.floor(min(cols))) - 2, 0)
-    r1 = min(int(math.ceil(max(rows))) + 2, src.height)
-    c1 = min(int(math.ceil(max(cols))) + 2, src.width)
-    if r0 >= r1 or c0 >= c1:
-        return out
-    read = Window(c0, r0, c1 - c0, r1 - r0)
-    try:
-        arr = src.read(band, window=read)
-        valid = src.read_masks(band, window=read) > 0
-    except RasterioIOError as exc:
-        text = str(exc).strip().splitlines()[0][:160]
-        raise InputError(path, f"cannot read pixels ({text}); is the file corrupt?") from None
-    if np.issubdtype(arr.dtype, np.floating):
-        valid &= np.isfinite(arr)
-    code = np.where(valid, np.where(sel(arr), _BUILT, _COVERED), 0).astype(np.uint8)
-    rasterio.warp.reproject(
-        code,
-        out,
-        src_transform=src.transform @ Affine.translation(c0, r0),
-        src_crs=src.crs,
-        dst_transform=target.transform,
-        dst_crs=target.crs,
-        resampling=Resampling.max,
-        src_nodata=None,
-        dst_nodata=None,
+def _open_inputs(
+    stack: contextlib.ExitStack,
+    inputs: Sequence[str | os.PathLike[str]],
+    o: BuiltupOptions,
+    lost: dict[str, list[Any]],
+    n_blocks: int,
+) -> dict[str, Any]:
+    """Open and check every input; the unreadable ones go to ``lost`` if skipping."""
+    datasets: dict[str, Any] = {}
+    for path in inputs:
+        if str(path) in datasets:
+            continue
+        try:
+            src = stack.enter_context(open_raster(path))
+        except InputError as exc:
+            if not o.skip_unreadable:
+                raise
+            lost[str(path)] = [exc.problem, n_blocks]
+            continue
+        if src.crs is None:
+            raise InputError(path, "raster has no CRS, cannot place it on the target grid")
+        if not 1 <= o.band <= src.count:
+            raise InputError(path, f"has {src.count} band(s), no band {o.band}")
+        datasets[str(path)] = src
+    if not datasets:
+        first, (problem, _) = next(iter(lost.items()))
+        raise InputError(first, f"{problem}; no input can be read, so there is no mask to make")
+    return datasets
+
+
+def _drop_far(datasets: dict[str, Any], grid: RasterGrid, like: Any) -> None:
+    """Leave out the inputs that do not overlap the target grid (they add nothing).
+
+    None overlapping is an error naming the (first) input: the mask would be all
+    nodata. Some: one warning naming them.
+    """
+    far = [path for path, src in datasets.items() if not _overlaps(src, grid)]
+    if not far:
+        return
+    where = f"the grid of {like}" if not isinstance(like, RasterGrid) else "the target grid"
+    if len(far) == len(datasets):
+        others = "" if len(far) == 1 else f" (nor does any of the other {len(far) - 1} inputs)"
+        raise InputError(far[0], f"does not overlap {where}{others}; wrong file or wrong CRS?")
+    warnings.warn(
+        f"{len(far)} of {len(datasets)} inputs do not overlap {where} and add nothing: "
+        + ", ".join(far),
+        UserWarning,
+        stacklevel=3,
     )
-    return out
+    for path in far:
+        del datasets[path]
+
+
+def _overlaps(src: Any, grid: RasterGrid) -> bool:
+    """False when the input's extent and the grid's are disjoint (True if unsure)."""
+    pairs = ((grid.crs, grid.bounds, src.crs, tuple(src.bounds)),
+             (src.crs, tuple(src.bounds), grid.crs, grid.bounds))  # fmt: skip
+    for a_crs, a_bounds, b_crs, b in pairs:
+        try:
+            t = rasterio.warp.transform_bounds(a_crs, b_crs, *a_bounds, densify_pts=21)
+        except (CRSError, TransformError):
+            continue
+        if not all(math.isfinite(v) for v in t) or t[0] > t[2]:
+            continue  # outside the projection's domain, or across the antimeridian
+        return bool(t[0] < b[2] and t[2] > b[0] and t[1] < b[3] and t[3] > b[1])
+    return True
+
+
+def _lost_line(lost: Mapping[str, list[Any]], n_blocks: int) -> str:
+    """One warning for every input skipped as unreadable, with the blocks each lost."""
+    parts = [
+        f"{path} ({problem}; {'all' if n >= n_blocks else n} of {n_blocks} blocks)"
+        for path, (problem, n) in lost.items()
+    ]
+    return f"{len(lost)} unreadable input(s) counted as no data: " + "; ".join(parts)

@@ -5,26 +5,25 @@ No heavy imports: the CLI builds its flags from these models at start-up.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from landforge.config import IntList, Options
+from landforge.config import (
+    IntList,
+    Options,
+    SchedulerAddress,
+    check_dask_choice,
+    none_word,
+)
 from landforge.errors import OptionError
 
-__all__ = ["AssignParcelsOptions", "BuiltupOptions", "PredictOptions", "VectorizeOptions"]
-
-
-def _none_word(value: Any) -> Any:
-    """``"none"`` (as typed on the command line) and ``""`` mean None."""
-    if isinstance(value, str) and value.strip().lower() in ("", "none"):
-        return None
-    return value
-
-
-#: a scheduler address: ``tcp://host:8786`` (any Dask protocol) or ``host:8786``
-_ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://\S+|[^\s:/]+:\d+)$")
+__all__ = [
+    "AssignParcelsOptions",
+    "BuiltupOptions",
+    "PredictOptions",
+    "VectorizeOptions",
+]
 
 
 class PredictOptions(Options):
@@ -40,7 +39,7 @@ class PredictOptions(Options):
     overlap: int = Field(
         128, ge=0, description="Context margin dropped on each side of a window (pixels)."
     )
-    tta: Annotated[Literal["flips", "d4"] | None, BeforeValidator(_none_word)] = Field(
+    tta: Annotated[Literal["flips", "d4"] | None, BeforeValidator(none_word)] = Field(
         None, description="Test-time augmentation: none, flips or d4."
     )
     batch: int = Field(8, ge=1, description="Windows per forward pass.")
@@ -76,7 +75,7 @@ class PredictOptions(Options):
         description="Run blocks on a local Dask cluster of N single-threaded processes "
         "(0: in this process).",
     )
-    scheduler: str | None = Field(
+    scheduler: SchedulerAddress = Field(
         None, description="Run blocks on a running Dask scheduler, e.g. tcp://host:8786."
     )
     resume: bool = Field(
@@ -92,18 +91,6 @@ class PredictOptions(Options):
         if isinstance(data, dict) and data.get("scheduler") == "local":
             data = {**data, "scheduler": None, "workers": data.get("workers", 2)}
         return data
-
-    @field_validator("scheduler", mode="before")
-    @classmethod
-    def _address(cls, value: Any) -> Any:
-        value = _none_word(value)
-        if isinstance(value, str) and value.strip() in ("inprocess", "in-process"):
-            return None
-        if isinstance(value, str) and not _ADDRESS.match(value.strip()):
-            raise ValueError(
-                f"expected a Dask scheduler address such as tcp://host:8786, got {value!r}"
-            )
-        return value.strip() if isinstance(value, str) else value
 
     @field_validator("bands")
     @classmethod
@@ -123,16 +110,16 @@ class PredictOptions(Options):
                 f"overlap {self.overlap} is the margin dropped on each side of a window; "
                 f"it must be less than half the window ({self.window})",
             )
-        if self.workers and self.scheduler:
-            raise OptionError(
-                "workers",
-                "give either workers (a local Dask cluster) or scheduler (a running one), not both",
-            )
+        check_dask_choice(self.workers, self.scheduler)
         return self
 
 
 class BuiltupOptions(Options):
-    """How settlement rasters become a built-up mask (``landforge builtup``)."""
+    """How settlement rasters become a built-up mask (``landforge builtup``).
+
+    The target grid is cut into square blocks of ``block`` pixels (the unit of work and
+    of memory); ``workers`` / ``scheduler`` run them on Dask as for ``predict``.
+    """
 
     values: str | None = Field(
         None,
@@ -140,7 +127,28 @@ class BuiltupOptions(Options):
         "(>0); one item applies to all inputs. Default >0.",
     )
     band: int = Field(1, ge=1, description="Band of every input to read.")
-    block: int = Field(2048, ge=1, description="Processing block size in pixels.")
+    block: int = Field(
+        2048, ge=1, description="Processing block size in pixels (memory grows with its square)."
+    )
+    skip_unreadable: bool = Field(
+        False,
+        description="Count an input that cannot be read (missing, corrupt, truncated) as no "
+        "data, with one warning naming the files, instead of stopping with an error.",
+    )
+    workers: int = Field(
+        0,
+        ge=0,
+        description="Run blocks on a local Dask cluster of N single-threaded processes "
+        "(0: in this process).",
+    )
+    scheduler: SchedulerAddress = Field(
+        None, description="Run blocks on a running Dask scheduler, e.g. tcp://host:8786."
+    )
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> BuiltupOptions:
+        check_dask_choice(self.workers, self.scheduler)
+        return self
 
 
 class AssignParcelsOptions(Options):
@@ -152,7 +160,7 @@ class AssignParcelsOptions(Options):
     all_touched: bool = Field(
         False, description="Count every pixel a parcel touches, not only pixel centres."
     )
-    taxonomy: Annotated[str | None, BeforeValidator(_none_word)] = Field(
+    taxonomy: Annotated[str | None, BeforeValidator(none_word)] = Field(
         "rci",
         description="Class system naming the values of a map without class names "
         "(maps from `landforge predict` carry theirs); other values are named "

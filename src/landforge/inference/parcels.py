@@ -11,6 +11,7 @@ wins the shared pixels. A parcel too small to contain a pixel centre gets no cla
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -64,7 +65,8 @@ def assign_parcels(
         pixels) and ``confidence`` (majority fraction, or mean max-probability).
 
     Raises:
-        InputError: parcels without CRS, unreadable rasters, probabilities on another grid.
+        InputError: parcels without CRS, unreadable rasters, probabilities on another grid,
+            a map that overlaps no parcel.
     """
     o = AssignParcelsOptions.build(opts, **overrides)
     all_touched, block = o.all_touched, o.block
@@ -83,6 +85,11 @@ def assign_parcels(
         if probs_path is not None:
             check_same_grid(grid, probs_path)
         geoms = parcels.geometry.to_crs(grid.crs) if parcels.crs != grid.crs else parcels.geometry
+        if len(geoms) and not shapely.intersects(geoms.to_numpy(), shapely.box(*grid.bounds)).any():
+            raise InputError(
+                map_path,
+                "the class map does not overlap any parcel; check that both cover the same area",
+            )
         counts, conf_sum, conf_n = _count(
             src, probs_path, geoms, grid, values, nodata, all_touched, block
         )
@@ -137,8 +144,8 @@ def _count(
     conf_n = np.zeros(n + 1, dtype=np.int64)
     geom_array = geoms.to_numpy()
     tree = shapely.STRtree(geom_array)
-    probs_src = rasterio.open(probs_path) if probs_path is not None else None
-    try:
+    with contextlib.ExitStack() as stack:
+        probs_src = None if probs_path is None else stack.enter_context(open_raster(probs_path))
         for win in iter_blocks(grid, block):
             transform = grid.transform @ Affine.translation(int(win.col_off), int(win.row_off))
             hits = tree.query(_window_box(transform, int(win.width), int(win.height)))
@@ -165,9 +172,6 @@ def _count(
                 okp = ok & np.isfinite(maxp)
                 conf_sum += np.bincount(burned[okp], weights=maxp[okp], minlength=n + 1)
                 conf_n += np.bincount(burned[okp], minlength=n + 1)
-    finally:
-        if probs_src is not None:
-            probs_src.close()
     return counts.reshape(n + 1, max(k, 1))[1:, :k], conf_sum[1:], conf_n[1:]
 
 

@@ -33,6 +33,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from landforge.errors import InputError
+from landforge.io.raster import open_raster
 
 __all__ = [
     "PARTS_FORMAT",
@@ -177,7 +178,7 @@ def assemble(
         height = row_blocks[0][1][2]
         with contextlib.ExitStack() as stack:
             opened = {
-                (idx, name): stack.enter_context(rasterio.open(part_path(parts, idx, name)))
+                (idx, name): stack.enter_context(open_raster(part_path(parts, idx, name)))
                 for idx, _ in row_blocks
                 for name in outputs
             }

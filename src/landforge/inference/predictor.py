@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+from rasterio.windows import Window
 
 from landforge.distributed import dask_client
 from landforge.errors import InputError, OptionError
@@ -132,8 +133,10 @@ def predict_raster(
         **overrides: fields of ``opts`` to replace.
 
     Returns:
-        A summary: window counts (predicted, skipped by the mask), block counts
-        (computed, reused), pixel counts per class, seconds, throughput, output paths.
+        A summary: window counts (predicted, skipped by the mask) and the area the mask
+        skipped (``skipped_km2``; None without a CRS, approximate in a geographic CRS),
+        block counts (computed, reused), pixel counts per class, seconds, throughput,
+        output paths.
 
     Raises:
         OptionError: a bad option value (named by its field).
@@ -245,6 +248,7 @@ def predict_raster(
     for rec in records.values():
         counts += np.asarray(rec["counts"], dtype=np.int64)
     skipped = sum(int(rec["skipped"]) for rec in records.values())
+    skipped_km2 = _skipped_km2(grid, layout, mask_spec) if skipped and mask_spec else 0.0
     seconds = time.perf_counter() - started
     pixels = grid.width * grid.height
     return {
@@ -260,6 +264,7 @@ def predict_raster(
         "windows": n_windows,
         "windows_predicted": n_windows - skipped,
         "windows_skipped": skipped,
+        "skipped_km2": skipped_km2,
         "blocks": len(layout),
         "blocks_reused": len(reusable),
         "nodata_pixels": int(sum(int(rec["nodata"]) for rec in records.values())),
@@ -299,6 +304,52 @@ def _inputs(
         for p, idx, (r, c) in zip([image, *extras], indexes, offsets, strict=True)
     )
     return grid, sources, mask_spec
+
+
+def _skipped_km2(
+    grid: RasterGrid,
+    layout: Sequence[tuple[int, Any, Sequence[Any], frozenset[int]]],
+    mask: SourceSpec,
+) -> float | None:
+    """Area (km²) of the kept regions of the windows the mask skips.
+
+    The same rule as the blocks apply (a window is skipped when its kept region holds
+    no mask pixel > 0 that is not nodata), read again here one window at a time, so
+    reused blocks of a resumed run count too. None when the grid has no CRS; in a
+    geographic CRS the pixel area is taken at each window's centre latitude.
+    """
+    if grid.crs is None:
+        return None
+    t = grid.transform
+    cell = abs(t.a * t.e - t.b * t.d)
+    geographic = bool(grid.crs.is_geographic)
+    if not geographic:
+        cell *= grid.crs.linear_units_factor[1] ** 2
+    m2 = 0.0
+    with open_raster(mask.path) as ds:
+        nodata = ds.nodata
+        for _, _, tiles, owned in layout:
+            for tile in tiles:
+                if tile.index not in owned:
+                    continue
+                keep = tile.keep_window
+                r0, c0 = int(keep.row_off) - mask.row_off, int(keep.col_off) - mask.col_off
+                h, w = int(keep.height), int(keep.width)
+                a, b = max(r0, 0), min(r0 + h, ds.height)
+                c, d = max(c0, 0), min(c0 + w, ds.width)
+                if a < b and c < d:
+                    m = ds.read(1, window=Window(c, a, d - c, b - a))
+                    hit = m > 0
+                    if nodata is not None:
+                        hit &= m != nodata
+                    if hit.any():
+                        continue
+                area = h * w * cell
+                if geographic:
+                    _, lat = t * (keep.col_off + w / 2, keep.row_off + h / 2)
+                    area *= (math.pi * 6371008.8 / 180) ** 2 * math.cos(math.radians(lat))
+                m2 += area
+    return round(m2 / 1e6, 6)
 
 
 def _client(stack: contextlib.ExitStack, o: PredictOptions, client: Any) -> Any:

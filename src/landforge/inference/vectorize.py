@@ -17,6 +17,7 @@ building share their seam edges exactly, unioned, then mapped to the grid CRS.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
@@ -189,10 +190,10 @@ def _stats_pass(
     fp_sum = np.zeros(n_comp, dtype=np.float64)
     fp_n = np.zeros(n_comp, dtype=np.int64)
     pieces: dict[int, list[Any]] = defaultdict(list)
-    fp_src = None
-    if footprint_prob is not None:
-        fp_src = rasterio.open(footprint_prob)
-    try:
+    with contextlib.ExitStack() as stack:
+        fp_src = None
+        if footprint_prob is not None:
+            fp_src = stack.enter_context(open_raster(footprint_prob))
         for bi, bj, win in _blocks(grid, block):
             values = src.read(1, window=win)
             fg = _footprint(values, nodata)
@@ -218,9 +219,6 @@ def _stats_pass(
                 block_comp, mask=fg, connectivity=4, transform=shift
             ):
                 pieces[int(value) - 1].append(shapely.geometry.shape(geom))
-    finally:
-        if fp_src is not None:
-            fp_src.close()
     stats = {"counts": counts.reshape(n_comp, n_values), "fp_sum": fp_sum, "fp_n": fp_n}
     return stats, pieces
 

@@ -7,6 +7,7 @@ fixes the file rather than losing POIs without noticing.
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,8 @@ def read_pois(
                 raise InputError(p, "POI layer has no CRS; pass crs= (e.g. EPSG:4326)")
             gdf = gdf.set_crs(crs)
         gdf = _vector_points(p, gdf)
+    if len(gdf) == 0:
+        raise InputError(p, "holds no POIs (a header without rows?)")
     if category_col is not None and category_col not in gdf.columns:
         have = ", ".join(str(c) for c in gdf.columns if c != gdf.geometry.name) or "none"
         raise InputError(p, f"no category column {category_col!r}; the file has: {have}")
@@ -98,10 +101,12 @@ def _find(columns: list[str], names: tuple[str, ...]) -> str | None:
 
 
 def _read_csv(p: Path, lon_col: str | None, lat_col: str | None, crs: Any) -> gpd.GeoDataFrame:
+    if p.stat().st_size == 0:
+        raise InputError(p, "file is empty (0 bytes)")
     sep = "\t" if p.suffix.lower() == ".tsv" else None
     try:
         df = pd.read_csv(p, sep=sep, engine="python" if sep is None else "c")
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, csv.Error) as exc:
         msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise InputError(p, f"cannot read CSV ({msg})") from None
     cols = [str(c) for c in df.columns]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +19,25 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from landforge.errors import InputError
-from landforge.io.atomic import atomic_path, ensure_writable_parent
+from landforge.io.atomic import (
+    atomic_path,
+    ensure_writable_parent,
+    remove_stale_temporaries,
+    temp_sibling,
+)
 
 __all__ = [
+    "READ_CACHE_MB",
+    "READ_ERRORS",
+    "bounded_read_cache",
+    "CheckedReader",
     "RasterGrid",
     "open_raster",
+    "read_error",
     "read_raster",
     "read_grid",
     "write_cog",
@@ -36,6 +46,23 @@ __all__ = [
     "resample_to_grid",
     "StagedCOG",
 ]
+
+
+#: GDAL block cache (MB) while a windowed stage reads, unless ``GDAL_CACHEMAX`` is set.
+READ_CACHE_MB = 64
+
+
+def bounded_read_cache() -> contextlib.AbstractContextManager[Any]:
+    """A ``rasterio.Env`` capping GDAL's block cache at :data:`READ_CACHE_MB`.
+
+    Used while a windowed stage reads its rasters window by window: GDAL's default
+    cache (5 % of RAM) keeps every tile read until it fills, so such a pass would end
+    up holding the raster all the same. A no-op when the environment sets
+    ``GDAL_CACHEMAX`` (the user's choice wins).
+    """
+    if "GDAL_CACHEMAX" in os.environ:
+        return contextlib.nullcontext()
+    return rasterio.Env(GDAL_CACHEMAX=READ_CACHE_MB)
 
 
 @dataclass(frozen=True)
@@ -111,18 +138,76 @@ class RasterGrid:
         }
 
 
+try:  # GDAL errors raised as such (rasterio wraps most of them in RasterioIOError)
+    from rasterio._err import CPLE_BaseError
+except ImportError:  # pragma: no cover - a rasterio without the private module
+    CPLE_BaseError = RasterioIOError  # type: ignore[misc,assignment]
+
+#: The exceptions of a failed GDAL read: a truncated or corrupt file found mid-read.
+READ_ERRORS: tuple[type[BaseException], ...] = (RasterioIOError, CPLE_BaseError)
+
+
+def read_error(path: str | os.PathLike[str], exc: BaseException) -> InputError:
+    """The InputError for a failed read of ``path``: names the file and GDAL's reason."""
+    return InputError(
+        path, f"cannot read pixels ({_gdal_text(exc, path)}); is the file truncated or corrupt?"
+    )
+
+
+class CheckedReader(DatasetReader):
+    """A rasterio dataset whose pixel reads raise InputError naming the file.
+
+    :func:`open_raster` yields one: a tile that turns out truncated or corrupt in the
+    middle of a run is then reported as ``error: <file>: cannot read pixels ...``
+    wherever it is read, not as a GDAL traceback. Everything else is rasterio's.
+    """
+
+    _landforge_path: str
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        """``DatasetReader.read``; a GDAL read error raises InputError naming the file."""
+        try:
+            return super().read(*args, **kwargs)
+        except READ_ERRORS as exc:
+            raise read_error(self._landforge_path, exc) from None
+
+    def read_masks(self, *args: Any, **kwargs: Any) -> Any:
+        """``DatasetReader.read_masks``; a GDAL read error raises InputError."""
+        try:
+            return super().read_masks(*args, **kwargs)
+        except READ_ERRORS as exc:
+            raise read_error(self._landforge_path, exc) from None
+
+    def dataset_mask(self, *args: Any, **kwargs: Any) -> Any:
+        """``DatasetReader.dataset_mask``; a GDAL read error raises InputError."""
+        try:
+            return super().dataset_mask(*args, **kwargs)
+        except READ_ERRORS as exc:
+            raise read_error(self._landforge_path, exc) from None
+
+
 @contextlib.contextmanager
-def open_raster(path: str | os.PathLike[str]) -> Iterator[rasterio.io.DatasetReader]:
-    """Open a raster for reading; a missing or corrupt file raises InputError naming it."""
+def open_raster(path: str | os.PathLike[str]) -> Iterator[CheckedReader]:
+    """Open a raster for reading; every problem raises InputError naming the file.
+
+    A missing, empty, unrecognised or corrupt file fails here; a read that fails later
+    (a truncated tile) fails in ``read`` / ``read_masks`` / ``dataset_mask`` of the
+    yielded :class:`CheckedReader`.
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(p, "raster does not exist")
+    if p.is_file() and p.stat().st_size == 0:
+        raise InputError(p, "file is empty (0 bytes)")
     try:
         src = rasterio.open(p)
-    except RasterioIOError as exc:
-        raise InputError(p, f"not a readable raster ({_short(exc)})") from None
+    except READ_ERRORS as exc:
+        raise InputError(p, f"not a readable raster ({_gdal_text(exc, p)})") from None
     try:
-        yield src
+        # the dataset keeps rasterio's class behaviour; only its reads name the file
+        src.__class__ = CheckedReader
+        src._landforge_path = str(p)
+        yield src  # type: ignore[misc]
     finally:
         src.close()
 
@@ -147,10 +232,7 @@ def read_raster(
     nodata.
     """
     with open_raster(path) as src:
-        try:
-            return src.read(indexes=list(bands) if bands else None, window=window, masked=masked)
-        except RasterioIOError as exc:
-            raise InputError(path, f"cannot read pixels ({_short(exc)})") from None
+        return src.read(indexes=list(bands) if bands else None, window=window, masked=masked)
 
 
 def check_same_grid(
@@ -165,6 +247,12 @@ def check_same_grid(
         raise InputError(
             other,
             f"grid {grid.width}x{grid.height} differs from reference {ref.width}x{ref.height}",
+        )
+    if ref.crs and not grid.crs:
+        raise InputError(
+            other,
+            f"raster has no CRS (the reference grid is in {ref.crs.to_string()}); "
+            "set it (e.g. gdal_edit.py -a_srs) and retry",
         )
     if ref.crs and grid.crs and ref.crs != grid.crs:
         raise InputError(other, f"CRS {grid.crs.to_string()} differs from {ref.crs.to_string()}")
@@ -293,11 +381,9 @@ class StagedCOG:
         self.final = ensure_writable_parent(path)
         self.dtype = np.dtype(dtype)
         self.cog_options = dict(cog_options or _cog_options(self.dtype))
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.final.stem}.", suffix=".stage.tif", dir=self.final.parent
-        )
-        os.close(fd)
-        self.stage = Path(tmp)
+        # named after this process: a killed run's stage is removed by the next write
+        remove_stale_temporaries(self.final)
+        self.stage = temp_sibling(self.final, ".stage.tif")
         profile = grid.profile(count, self.dtype, nodata)
         profile.update(tiled=False, blockysize=1, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER")
         self.ds = rasterio.open(self.stage, "w", **profile)
@@ -353,12 +439,34 @@ def resample_to_grid(
             height=grid.height,
             resampling=resampling,
         ) as vrt:
-            out = vrt.read(band)
+            try:
+                out = vrt.read(band)
+            except READ_ERRORS as exc:
+                raise read_error(path, exc) from None
     return out.astype(dtype) if dtype is not None else out
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _gdal_text(exc: BaseException, path: str | os.PathLike[str] | None = None) -> str:
+    """GDAL's own reason for ``exc``, one line, without the file's path repeated.
+
+    rasterio's "Read failed. See previous exception for details." hides the reason in
+    the chained GDAL error; that one is shown instead.
+    """
+    text = ""
+    seen: BaseException | None = exc
+    while seen is not None and not text.strip():
+        text = str(seen)
+        if "see previous exception" in text.lower():
+            text = ""
+        seen = seen.__cause__ or seen.__context__
+    text = text.strip().splitlines()[0] if text.strip() else str(exc).strip()
+    if path is not None:
+        for form in (f"'{path}' ", f"{path}: ", f"{path}, ", str(path)):
+            text = text.replace(form, "")
+        name = Path(path).name
+        if text.startswith((f"{name}: ", f"{name}, ")):
+            text = text[len(name) + 2 :]
+    text = text.strip() or type(exc).__name__
     return text[:200]
 
 

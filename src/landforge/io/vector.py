@@ -7,11 +7,14 @@ without a CRS, so every output opens in a GIS at the right place.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pyproj
+import shapely
 
 from landforge.errors import InputError, OptionError
 from landforge.io.atomic import atomic_path
@@ -19,6 +22,7 @@ from landforge.io.atomic import atomic_path
 __all__ = [
     "local_utm_crs",
     "read_vector",
+    "repair_polygons",
     "require_column",
     "require_crs",
     "to_metric",
@@ -34,11 +38,29 @@ def read_vector(
     layer: str | None = None,
     require_crs: bool = True,
     columns: list[str] | None = None,
+    allow_empty: bool = False,
+    repair: bool = True,
 ) -> gpd.GeoDataFrame:
-    """Read a vector file (GeoPackage, GeoParquet, GeoJSON, shapefile, FlatGeobuf)."""
+    """Read a vector file (GeoPackage, GeoParquet, GeoJSON, shapefile, FlatGeobuf).
+
+    Args:
+        path: the file.
+        layer: the layer of a multi-layer file (default: the first).
+        require_crs: raise when the layer has no CRS.
+        columns: attribute columns to read (default: all).
+        allow_empty: accept a layer without features (default: an error).
+        repair: repair invalid polygons (e.g. self-intersecting) with ``make_valid``,
+            with one warning giving their count.
+
+    Raises:
+        InputError: naming the file: missing, empty (0 bytes), unreadable, no features,
+            no CRS.
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(p, "vector file does not exist")
+    if p.is_file() and p.stat().st_size == 0:
+        raise InputError(p, "file is empty (0 bytes)")
     try:
         if p.suffix.lower() in _PARQUET:
             gdf = gpd.read_parquet(p, columns=columns)
@@ -47,15 +69,50 @@ def read_vector(
     except (ValueError, OSError, RuntimeError) as exc:
         # pyogrio raises DataSourceError (an OSError/RuntimeError subclass) for corrupt
         # or unknown formats; geopandas raises ValueError for a parquet without geometry.
-        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise InputError(p, f"cannot read vector data ({msg})") from None
+        raise InputError(p, f"cannot read vector data ({_reason(exc, p)})") from None
     except Exception as exc:  # pyogrio's errors do not all share a base class
         if type(exc).__module__.startswith("pyogrio"):
-            raise InputError(p, f"cannot read vector data ({str(exc)[:200]})") from None
+            raise InputError(p, f"cannot read vector data ({_reason(exc, p)})") from None
         raise
+    if not allow_empty and len(gdf) == 0:
+        raise InputError(p, "layer has no features")
     if require_crs and gdf.crs is None:
         raise InputError(p, "layer has no CRS; set one (e.g. with ogr2ogr -a_srs) and retry")
-    return gdf
+    return repair_polygons(gdf, p) if repair else gdf
+
+
+def repair_polygons(gdf: gpd.GeoDataFrame, source: str | os.PathLike[str]) -> gpd.GeoDataFrame:
+    """``gdf`` with its invalid polygons repaired by ``make_valid``; one warning counts them.
+
+    Valid geometries, lines and points are kept as they are; the frame is returned
+    unchanged (not copied) when nothing is invalid.
+    """
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    polygonal = np.isin(
+        shapely.get_type_id(geoms),
+        [shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON],
+    )
+    invalid = polygonal & ~shapely.is_valid(geoms)
+    if not invalid.any():
+        return gdf
+    warnings.warn(
+        f"{source}: {int(invalid.sum())} of {len(gdf)} polygons invalid (e.g. "
+        "self-intersecting); repaired with make_valid",
+        stacklevel=3,
+    )
+    fixed = geoms.copy()
+    fixed[invalid] = shapely.make_valid(geoms[invalid])
+    out = gdf.copy()
+    out[gdf.geometry.name] = gpd.GeoSeries(fixed, index=gdf.index, crs=gdf.crs)
+    return out
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """The first line of ``exc`` without the file's path repeated (it leads the error)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = text.replace(f"'{path}' ", "").replace(str(path), "the file")
+    text = text.split("; It might help to specify the correct driver")[0]
+    return text[:200]
 
 
 def require_crs(gdf: Any, source: str | os.PathLike[str]) -> None:

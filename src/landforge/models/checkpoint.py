@@ -5,24 +5,43 @@ load from anyone) and ``NAME.json`` (the model card: architecture and its option
 input bands and their normalisation, output heads and classes, taxonomy, training-data
 hash, metrics). Loading rebuilds the model from the card through the registry and
 loads the weights strictly, so a foreign or corrupt file is refused, not unpickled.
+
+Resumable training state (model, optimizer state, loop counters, callback state, RNG
+states: whatever nested mapping Lightning hands over) is one safetensors file too
+(:func:`save_state` / :func:`load_state`): its tensors as tensors, everything else as
+JSON in the file's metadata, with tuples, non-string keys and non-finite floats tagged
+so they come back as they were. Only tensors and JSON values can be stored, so loading
+cannot run code.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 import torch.nn as nn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from landforge.errors import InputError, OptionError
 from landforge.io.atomic import atomic_path
 
-__all__ = ["ModelCard", "save_checkpoint", "load_checkpoint", "checkpoint_paths"]
+__all__ = [
+    "ModelCard",
+    "save_checkpoint",
+    "load_checkpoint",
+    "checkpoint_paths",
+    "save_state",
+    "load_state",
+]
 
 FORMAT = "landforge-checkpoint/1"
+STATE_FORMAT = "landforge-train-state/1"
+_STATE_KEY = "landforge_train_state"
 
 
 class ModelCard(BaseModel):
@@ -61,7 +80,9 @@ def save_checkpoint(model: nn.Module, card: ModelCard, path: str | os.PathLike[s
     weights, card_path = checkpoint_paths(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(weights) as tmp:
-        save_file(state, str(tmp), metadata={"format": FORMAT, "model": card.model})
+        # one metadata key: safetensors writes a map of several in a random order, and
+        # the same weights should give the same bytes
+        save_file(state, str(tmp), metadata={"format": FORMAT})
     with atomic_path(card_path) as tmp:
         tmp.write_text(card.model_dump_json(indent=2))
     return weights
@@ -99,3 +120,112 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, ModelCard]
         raise InputError(weights, f"weights do not fit model {card.model!r} ({first})") from None
     model.eval()
     return model, card
+
+
+# --------------------------------------------------------------------------- training state
+
+
+def save_state(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write a nested training state as one safetensors file (atomically); returns path.
+
+    Tensors are stored as tensors (on the CPU); dicts, lists, tuples, strings, numbers,
+    booleans and None as JSON in the file's metadata.
+
+    Raises:
+        TypeError: a value of another type (it could not be restored without pickle).
+    """
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _encode(dict(state), tensors, "state")
+    # one metadata key (several are written in a random order): same state, same bytes
+    header = {"format": STATE_FORMAT, "state": skeleton}
+    meta = {_STATE_KEY: json.dumps(header, allow_nan=False)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return Path(path)
+
+
+def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a state written by :func:`save_state` (tensors on the CPU).
+
+    Raises:
+        InputError: not a landforge training-state file (including a pickle).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "training state file does not exist")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(
+            p, f"not a landforge training state (safetensors) file ({str(exc)[:160]})"
+        ) from None
+    try:
+        header = json.loads(meta.get(_STATE_KEY, "{}"))
+    except ValueError:
+        header = {}
+    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
+        raise InputError(p, f"not a landforge training state (no {STATE_FORMAT!r} metadata)")
+    try:
+        state = _decode(header["state"], tensors)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(p, f"corrupt training state ({str(exc)[:160]})") from None
+    if not isinstance(state, dict):
+        raise InputError(p, "corrupt training state (not a mapping)")
+    return state
+
+
+def _encode(obj: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    """JSON-able form of ``obj``; its tensors go into ``tensors`` (named ``t0``, ...)."""
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else {"$float": repr(obj)}
+    if isinstance(obj, torch.Tensor):
+        name = f"t{len(tensors)}"
+        # a copy of its own: safetensors refuses tensors that share memory
+        tensors[name] = obj.detach().to("cpu", copy=True).contiguous()
+        return {"$tensor": name}
+    if isinstance(obj, list):
+        return [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, tuple):
+        return {"$tuple": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, Mapping):
+        if all(isinstance(k, str) and not k.startswith("$") for k in obj):
+            return {k: _encode(v, tensors, f"{where}.{k}") for k, v in obj.items()}
+        return {
+            "$items": [
+                [_encode(k, tensors, where), _encode(v, tensors, f"{where}[{k!r}]")]
+                for k, v in obj.items()
+            ]
+        }
+    raise TypeError(f"{where}: cannot store a {type(obj).__name__} in a training state")
+
+
+def _decode(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if len(obj) == 1:
+        ((tag, value),) = obj.items()
+        if tag == "$tensor":
+            return tensors[value]
+        if tag == "$tuple":
+            return tuple(_decode(v, tensors) for v in value)
+        if tag == "$float":
+            return float(value)
+        if tag == "$items":
+            return {_hashable(_decode(k, tensors)): _decode(v, tensors) for k, v in value}
+    return {k: _decode(v, tensors) for k, v in obj.items()}
+
+
+def _hashable(key: Any) -> Any:
+    if isinstance(key, list | dict | torch.Tensor):
+        raise TypeError(f"unusable mapping key {key!r}")
+    return key

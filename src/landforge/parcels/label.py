@@ -98,7 +98,7 @@ def label_parcels(
 
     Raises:
         OptionError: a bad option, e.g. ``col`` missing from ``labels_gdf``.
-        InputError: a layer without CRS.
+        InputError: a layer without CRS, or labels that overlap no parcel.
     """
     if isinstance(opts, str):
         opts, overrides = None, {"col": opts, **overrides}
@@ -142,6 +142,10 @@ def label_parcels(
         areas = shapely.area(shapely.intersection(pg[pi], dissolved[ci]))
         per = pd.DataFrame({"p": pi, "c": ci, "a": areas})
         per = per[per["a"] > 0]
+        if per.empty and n:
+            raise InputError(
+                "labels", "no label polygon overlaps a parcel; check that both cover the same area"
+            )
         total = per.groupby("p")["a"].sum()
         top = per.sort_values("a", ascending=False).drop_duplicates("p")
         coverage[total.index.to_numpy()] = total.to_numpy()

@@ -45,11 +45,18 @@ Allocation of ``N`` sites:
   ranking again (a unit gets a second, distinct pixel).
 
 Everything is vectorised with numpy (edge counts from shifted arrays, per-unit sums with
-``np.bincount``); Python loops run only over regions x classes and over chosen sites.
+``np.bincount``); Python loops run only over windows, regions x classes and chosen
+sites. The design works by windows (:mod:`landforge.parcels.lsi_blocks`): pixel and edge
+counts are added up window by window (each read with a one-pixel halo, so edges across
+window borders count once) into tables per (region, class) and per (region, unit,
+class); the sites are drawn from those tables and then placed by reading only their
+units. Memory is one window plus the unit tables, whatever the raster size, and the
+result is the same for any window size (``block``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Mapping
@@ -59,9 +66,22 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+import shapely.affinity
 
 from landforge.errors import InputError, OptionError
 from landforge.io.vector import require_column, require_crs
+from landforge.parcels.lsi_blocks import (
+    ArraySource,
+    DesignGrid,
+    RasterSource,
+    StatTables,
+    WindowTask,
+    locate,
+    plan_windows,
+    reduce_stats,
+    window_stats,
+)
+from landforge.parcels.lsi_blocks import encode_values as _encode
 from landforge.parcels.options import SampleDesignOptions
 
 __all__ = [
@@ -125,25 +145,6 @@ def _side_counts(zone: np.ndarray, n_zones: int) -> np.ndarray:
         for side in (a[differ], b[differ]):
             counts += np.bincount(side[side >= 0], minlength=n_zones)[:n_zones]
     return counts
-
-
-def _encode(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct values, 0-based code of each element) like ``np.unique``.
-
-    Small-range integer rasters (the usual land-cover case) use a lookup table instead
-    of sorting every pixel.
-    """
-    v = np.asarray(values)
-    if v.size and np.issubdtype(v.dtype, np.integer):
-        lo, hi = int(v.min()), int(v.max())
-        if hi - lo < 2**16:
-            shifted = v.astype(np.int64) - lo  # no overflow for any integer dtype
-            present = np.bincount(shifted.ravel(), minlength=hi - lo + 1) > 0
-            lut = np.cumsum(present) - 1
-            distinct = (np.flatnonzero(present) + lo).astype(v.dtype)
-            return distinct, lut[shifted]
-    distinct, codes = np.unique(v, return_inverse=True)
-    return distinct, codes.reshape(v.shape)
 
 
 def lsi(mask: np.ndarray, standard: Standard = "sqrt") -> float:
@@ -263,22 +264,46 @@ def allocate(
     """
     labels = np.asarray(labels)
     regions = np.asarray(regions, dtype=np.int64)
-    valid = regions >= 0
-    if nodata is not None:
-        valid &= labels != nodata
-    n_regions = int(regions.max()) + 1 if valid.any() else 0
-    if n_regions == 0:
+    h, w = labels.shape
+    grid = DesignGrid(h, w, (h, w), nodata)
+    tables = _tables(ArraySource(labels, regions), grid, None, labels.dtype)
+    return _allocation(tables, int(n), standard)
+
+
+def _tables(
+    source: Any, grid: DesignGrid, block: int | None, dtype: Any, client: Any = None
+) -> StatTables:
+    """The count tables of the whole raster, window by window (see lsi_blocks).
+
+    Raises:
+        InputError: no valid pixel inside a region.
+    """
+    from landforge.distributed import map_blocks
+
+    windows = [(0, 0, grid.height, grid.width)] if block is None else plan_windows(grid, block)
+    if isinstance(source, RasterSource):
+        tasks = [WindowTask(source.subset(r - 1, c - 1, h + 2, w + 2), grid, (r, c, h, w))
+                 for r, c, h, w in windows]  # fmt: skip
+    else:
+        tasks = [WindowTask(source, grid, win) for win in windows]
+    with contextlib.ExitStack() as stack:
+        local: dict[str, Any] = {}
+        if client is None and isinstance(source, RasterSource):
+            local["ds"] = stack.enter_context(source.opened())
+        parts = list(map_blocks(window_stats, tasks, client, **local))
+    tables = reduce_stats(parts, grid, dtype)
+    if len(tables.values) == 0:
         raise InputError("regions", "no valid land-cover pixel lies inside a region")
-    values, lcodes = _encode(labels[valid])
-    k = len(values)
-    pix = np.full(labels.shape, -1, dtype=np.int64)
-    pix[valid] = regions[valid] * k + lcodes
-    edges = _side_counts(pix, n_regions * k)  # class k in region i, region as landscape
-    q = np.bincount(pix[valid], minlength=n_regions * k)
-    c_lsi = _index(edges, q, standard).reshape(n_regions, k)
-    q = q.reshape(n_regions, k)
-    r_lsi = region_lsi(labels, regions, n_regions, valid=valid, standard=standard)
+    return tables
+
+
+def _allocation(t: StatTables, n: int, standard: Standard) -> pd.DataFrame:
+    """The (region, class) table of :func:`allocate` from the count tables."""
+    n_regions, k = t.c_q.shape
+    c_lsi = _index(t.c_e.ravel(), t.c_q.ravel(), standard).reshape(n_regions, k)
+    q = t.c_q
     area = q.sum(axis=1)
+    r_lsi = _index(t.r_e, area, standard)
     n_region = largest_remainder(np.nan_to_num(r_lsi) * area, int(n))
     share = np.divide(q, area[:, None], out=np.zeros(q.shape), where=area[:, None] > 0)
     n_class = np.zeros_like(q)
@@ -288,7 +313,7 @@ def allocate(
     return pd.DataFrame(
         {
             "region": ri,
-            "class": values[ci],
+            "class": t.values[ci],
             "pixels": q[ri, ci],
             "share": share[ri, ci],
             "cLSI": c_lsi[ri, ci],
@@ -300,6 +325,73 @@ def allocate(
     )
 
 
+def _design(
+    source: Any,
+    grid: DesignGrid,
+    n: int,
+    seed: int,
+    standard: Standard,
+    block: int | None,
+    dtype: Any,
+    client: Any = None,
+) -> SampleDesign:
+    """Tables, allocation, the draw down the uLSI curves, then the sites' pixels."""
+    tables = _tables(source, grid, block, dtype, client)
+    allocation = _allocation(tables, n, standard)
+    k = len(tables.values)
+    u_lsi = _index(tables.u_e, tables.u_q, standard)
+    rc = tables.u_region * k + tables.u_code
+    # rank by uLSI (desc), ties by unit: the uLSI curve of class k in region i
+    order = np.lexsort((tables.u_unit, -u_lsi, rc))
+    rc_sorted = rc[order]
+    rng = np.random.default_rng(seed)
+    class_pos = {v: j for j, v in enumerate(tables.values.tolist())}
+    n_uc = grid.unit_cols
+    records: list[list[Any]] = []
+    requests: dict[int, list[tuple[int, int, Any, int]]] = {}
+    short: list[str] = []
+    for i, cls, need in zip(
+        allocation["region"].tolist(),
+        allocation["class"].tolist(),
+        allocation["n"].tolist(),
+        strict=True,
+    ):
+        if need <= 0:
+            continue
+        key = i * k + class_pos[cls]
+        lo, hi = np.searchsorted(rc_sorted, [key, key + 1])
+        ranked = order[lo:hi]
+        per_unit = np.full(len(ranked), need // len(ranked))
+        per_unit[: need % len(ranked)] += 1
+        if need > int(tables.u_q[ranked].sum()):
+            short.append(
+                f"region {i} class {cls}: {need} sites, {int(tables.u_q[ranked].sum())} px"
+            )
+        for g, m in zip(ranked[per_unit > 0], per_unit[per_unit > 0], strict=True):
+            c = int(tables.u_q[g])
+            u = int(tables.u_unit[g])
+            picks = rng.choice(c, size=int(m), replace=int(m) > c)
+            for p in np.atleast_1d(picks):
+                requests.setdefault(u, []).append((len(records), i, cls, int(p)))
+                records.append([i, cls, u // n_uc, u % n_uc, float(u_lsi[g]), -1, -1])
+    if short:
+        warnings.warn(
+            f"more sites than pixels in {len(short)} (region, class) pair(s), so some "
+            "pixels repeat: " + "; ".join(short),
+            stacklevel=3,
+        )
+    with contextlib.ExitStack() as stack:
+        ds = stack.enter_context(source.opened()) if isinstance(source, RasterSource) else None
+        found = locate(source, grid, requests, block or max(grid.height, grid.width), ds)
+    for rid, (r, c) in found.items():
+        records[rid][5:7] = [r, c]
+    sites = pd.DataFrame(
+        [tuple(r) for r in records],
+        columns=["region", "class", "unit_row", "unit_col", "uLSI", "row", "col"],
+    )
+    return SampleDesign(sites, allocation)
+
+
 def design_samples_array(
     labels: np.ndarray,
     regions: np.ndarray,
@@ -308,6 +400,8 @@ def design_samples_array(
     nodata: Any = None,
     seed: int = 0,
     standard: Standard = "sqrt",
+    *,
+    block: int | None = None,
 ) -> SampleDesign:
     """:func:`design_samples` on arrays: sites as pixel positions, no georeferencing.
 
@@ -319,6 +413,8 @@ def design_samples_array(
         nodata: class value that is not land cover.
         seed: seed of the pixel draw inside each unit.
         standard: LSI standard, see :func:`lsi`.
+        block: count by windows of about this many pixels a side (None: one window);
+            the result does not depend on it.
 
     Returns:
         ``SampleDesign(sites, allocation)``; ``sites`` is a DataFrame with ``region``
@@ -334,83 +430,27 @@ def design_samples_array(
     regions = np.asarray(regions, dtype=np.int64)
     if labels.shape != regions.shape or labels.ndim != 2:
         raise InputError("regions", "region raster must have the land-cover raster's shape")
-    allocation = allocate(labels, regions, int(n), nodata=nodata, standard=standard)
-
-    h, w = labels.shape
-    n_ur, n_uc = -(-h // uy), -(-w // ux)
-    n_units = n_ur * n_uc
-    rows, cols = np.indices((h, w))
-    unit = (rows // uy) * n_uc + cols // ux
-    valid = regions >= 0
-    if nodata is not None:
-        valid &= labels != nodata
-    values, lcodes = _encode(labels[valid])
-    k = len(values)
-    n_regions = int(regions[valid].max()) + 1
-    # group = (region, unit, class): the pixels of class k in unit u clipped to region i
-    group = np.full((h, w), -1, dtype=np.int64)
-    group[valid] = (regions[valid] * n_units + unit[valid]) * k + lcodes
-    n_groups = n_regions * n_units * k
-    # zone = (region, unit) is the landscape; a class-k pixel's side is an edge when the
-    # neighbour is another class, another zone, nodata or outside: group ids differ
-    edges = _side_counts(group, n_groups)
-    q = np.bincount(group[valid], minlength=n_groups)
-    u_lsi = _index(edges, q, standard)
-
-    flat = group.ravel()
-    order = np.argsort(flat, kind="stable")
-    starts = np.searchsorted(flat[order], np.arange(n_groups))
-    rng = np.random.default_rng(seed)
-    class_pos = {v: j for j, v in enumerate(values.tolist())}
-    records: list[tuple[int, Any, int, int, float, int, int]] = []
-    short: list[str] = []
-    for i, cls, need in zip(
-        allocation["region"].tolist(),
-        allocation["class"].tolist(),
-        allocation["n"].tolist(),
-        strict=True,
-    ):
-        if need <= 0:
-            continue
-        kk = class_pos[cls]
-        gids = (i * n_units + np.arange(n_units)) * k + kk
-        present = gids[q[gids] > 0]
-        # rank by uLSI (desc), ties by unit index: the uLSI curve of class k in region i
-        ranked = present[np.lexsort((present, -u_lsi[present]))]
-        per_unit = np.full(len(ranked), need // len(ranked))
-        per_unit[: need % len(ranked)] += 1
-        if need > int(q[ranked].sum()):
-            short.append(f"region {i} class {cls}: {need} sites, {int(q[ranked].sum())} px")
-        for g, m in zip(ranked[per_unit > 0], per_unit[per_unit > 0], strict=True):
-            c = int(q[g])
-            picks = rng.choice(c, size=int(m), replace=int(m) > c)
-            for p in np.atleast_1d(picks):
-                pix = int(order[starts[g] + int(p)])
-                r, cc = divmod(pix, w)
-                u = (g // k) % n_units
-                records.append((i, cls, u // n_uc, u % n_uc, float(u_lsi[g]), r, cc))
-    if short:
-        warnings.warn(
-            "more sites than pixels for " + "; ".join(short) + " (some pixels repeat)",
-            stacklevel=2,
-        )
-    sites = pd.DataFrame(
-        records, columns=["region", "class", "unit_row", "unit_col", "uLSI", "row", "col"]
-    )
-    return SampleDesign(sites, allocation)
+    if regions.size and int(regions.max()) >= 2**31 - 1:
+        raise InputError("regions", "region ids must be below 2**31 - 1")
+    grid = DesignGrid(labels.shape[0], labels.shape[1], (uy, ux), nodata)
+    source = ArraySource(labels, regions)
+    return _design(source, grid, int(n), seed, standard, block, labels.dtype)
 
 
 def design_samples(
     landcover_path: str | os.PathLike[str],
     regions_gdf: gpd.GeoDataFrame,
     opts: SampleDesignOptions | Mapping[str, Any] | None = None,
+    *,
+    client: Any = None,
     **overrides: Any,
 ) -> SampleDesign:
     """LSI-stratified sample sites on a land-cover raster (Chen et al. 2016).
 
     Regions are rasterised onto the land-cover grid (pixel centres inside a polygon; a
     later polygon wins where two overlap). Pixels outside every region, and nodata pixels,
-    take no part and count as "outside" for edges.
+    take no part and count as "outside" for edges. The raster is read by windows of
+    ``block`` pixels (see the module doc): memory does not grow with its size.
 
     Args:
         landcover_path: single-band class raster with a projected CRS.
@@ -419,7 +459,10 @@ def design_samples(
             ``n`` (total number of sites ``N``), ``unit_size_m`` (side of the square
             grid units in the raster's CRS units), ``region_col`` (column naming the
             regions; default the 1-based row number), ``nodata`` (default the raster's
-            nodata), ``seed`` (of the pixel draw) and ``standard`` (see :func:`lsi`).
+            nodata), ``seed`` (of the pixel draw), ``standard`` (see :func:`lsi`),
+            ``block`` (window size) and ``workers`` / ``scheduler`` (Dask).
+        client: a running ``dask.distributed.Client`` to count the windows on (the
+            caller owns it); instead of ``workers`` / ``scheduler``.
         **overrides: option fields replacing those of ``opts`` (``n=1600``).
 
     Returns:
@@ -434,46 +477,64 @@ def design_samples(
         InputError: a missing raster, regions without CRS, or regions that miss the
             raster.
     """
-    from rasterio.features import rasterize
-
+    from landforge.distributed import block_client
     from landforge.io.raster import open_raster
 
     o = SampleDesignOptions.build(opts, **overrides)
-    n, unit_size_m, region_col = o.n, o.unit_size_m, o.region_col
-    nodata, seed, standard = o.nodata, o.seed, o.standard
     require_crs(regions_gdf, "regions")
-    if region_col is not None:
-        require_column(regions_gdf, region_col, "region layer", option="region_col")
+    if o.region_col is not None:
+        require_column(regions_gdf, o.region_col, "region layer", option="region_col")
     with open_raster(landcover_path) as src:
         if src.crs is None:
             raise InputError(landcover_path, "raster has no CRS")
-        labels = src.read(1)
-        transform, crs = src.transform, src.crs
-        if nodata is None:
-            nodata = src.nodata
-    if nodata is not None and np.issubdtype(labels.dtype, np.integer):
+        transform, crs, dtype = src.transform, src.crs, np.dtype(src.dtypes[0])
+        height, width = src.height, src.width
+        nodata = src.nodata if o.nodata is None else o.nodata
+    if nodata is not None and np.issubdtype(dtype, np.integer):
         nodata = int(nodata)
     regions = regions_gdf.to_crs(crs)
     geoms = regions.geometry.values
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     names = (
-        regions[region_col].to_numpy() if region_col is not None else np.arange(1, len(regions) + 1)
+        regions[o.region_col].to_numpy()
+        if o.region_col is not None
+        else np.arange(1, len(regions) + 1)
     )
-    shapes = [(g, i) for i, (g, good) in enumerate(zip(geoms, ok, strict=True)) if good]
+    inv = ~transform  # polygons in pixel coordinates: every window sees the same centres
+    matrix = [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f]
+    shapes = tuple(
+        (shapely.affinity.affine_transform(g, matrix), i)
+        for i, (g, good) in enumerate(zip(geoms, ok, strict=True))
+        if good
+    )
     if not shapes:
         raise InputError("regions", "region layer has no polygon")
-    zone = rasterize(
-        shapes, out_shape=labels.shape, transform=transform, fill=-1, dtype="int32"
-    ).astype(np.int64)
-    valid = zone >= 0
-    if nodata is not None:
-        valid &= labels != nodata
-    if not valid.any():
-        raise InputError("regions", "no region covers a valid pixel of the land-cover raster")
-    ux = max(1, int(round(unit_size_m / abs(transform.a))))
-    uy = max(1, int(round(unit_size_m / abs(transform.e))))
-    design = design_samples_array(labels, zone, n, (uy, ux), nodata, seed, standard)
-    sites, allocation = design
+    if not ok.all():
+        warnings.warn(
+            f"{int((~ok).sum())} region(s) without geometry left out", UserWarning, stacklevel=2
+        )
+    ux = max(1, int(round(o.unit_size_m / abs(transform.a))))
+    uy = max(1, int(round(o.unit_size_m / abs(transform.e))))
+    grid = DesignGrid(height, width, (uy, ux), nodata)
+    source = RasterSource(str(landcover_path), height, width, shapes)
+    with contextlib.ExitStack() as stack:
+        dask = block_client(stack, o.workers, o.scheduler, client)
+        try:
+            sites, allocation = _design(source, grid, o.n, o.seed, o.standard, o.block, dtype, dask)
+        except InputError as exc:
+            if exc.source == "regions" and "no valid land-cover pixel" in exc.problem:
+                raise InputError(
+                    "regions", "no region covers a valid pixel of the land-cover raster"
+                ) from None
+            raise
+    empty = sorted(set(np.flatnonzero(ok).tolist()) - set(allocation["region"].tolist()))
+    if empty:
+        shown = ", ".join(str(names[i]) for i in empty[:10]) + (", ..." if len(empty) > 10 else "")
+        warnings.warn(
+            f"{len(empty)} region(s) cover no valid land-cover pixel and get no sites: {shown}",
+            UserWarning,
+            stacklevel=2,
+        )
     col = sites["col"].to_numpy() + 0.5
     row = sites["row"].to_numpy() + 0.5
     xs = transform.c + transform.a * col + transform.b * row

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from landforge.config import XY, FloatMap, Options
+from landforge.config import XY, FloatMap, Options, SchedulerAddress, check_dask_choice
 from landforge.errors import OptionError
 
 __all__ = [
@@ -195,6 +195,14 @@ class SelectOptions(Options):
         0.5, gt=0, description="Distance decay as a fraction of the largest distance."
     )
     seed: int = Field(0, description="Random seed.")
+    centre: XY | None = Field(
+        None,
+        description="City centre X,Y of the distance weight; default the centre recorded "
+        "by parcels generate, else (with a warning) the parcels' area-weighted centroid.",
+    )
+    centre_crs: CrsText | None = Field(
+        None, description="CRS of the centre (EPSG code); default the parcels' CRS."
+    )
 
     @field_validator("weights")
     @classmethod
@@ -204,10 +212,19 @@ class SelectOptions(Options):
             raise ValueError(f"need two weights >= 0, not both 0; got {a:g},{b:g}")
         return value
 
+    @field_validator("centre")
+    @classmethod
+    def _finite_centre(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not all(math.isfinite(v) for v in value):
+            raise ValueError(f"need two finite coordinates, got {value[0]:g},{value[1]:g}")
+        return value
+
     @model_validator(mode="after")
     def _one_size(self) -> SelectOptions:
         if self.n is not None and self.fraction is not None:
             raise OptionError("fraction", "give at most one of n and fraction")
+        if self.centre_crs is not None and self.centre is None:
+            raise OptionError("centre_crs", "give the centre it applies to as well")
         lo, hi = self.area_range()
         if lo is not None and hi is not None and lo > hi:
             raise OptionError("min_area_m2", f"min {lo:g} > max {hi:g}")
@@ -234,6 +251,26 @@ class SampleDesignOptions(Options):
     standard: Literal["sqrt", "fragstats"] = Field(
         "sqrt", description="LSI standard: sqrt (0.25E/sqrt A) or fragstats."
     )
+    block: int = Field(
+        1024,
+        ge=1,
+        description="The raster is read in windows of about this many pixels a side "
+        "(memory grows with its square).",
+    )
+    workers: int = Field(
+        0,
+        ge=0,
+        description="Count windows on a local Dask cluster of N single-threaded processes "
+        "(0: in this process).",
+    )
+    scheduler: SchedulerAddress = Field(
+        None, description="Count windows on a running Dask scheduler, e.g. tcp://host:8786."
+    )
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> SampleDesignOptions:
+        check_dask_choice(self.workers, self.scheduler)
+        return self
 
 
 # ---------------------------------------------------------------- patches

@@ -37,7 +37,7 @@ import landforge.pipeline.stages  # noqa: F401  (registers the built-in stages)
 from landforge import __version__
 from landforge.config import StageConfig, jsonable, load_yaml, validate
 from landforge.errors import InputError, OptionError
-from landforge.io.atomic import atomic_path
+from landforge.io.atomic import atomic_path, ensure_dir
 from landforge.pipeline.registry import (
     StageContext,
     StageResult,
@@ -230,7 +230,7 @@ def run_pipeline(
     spec = load_pipeline(pipeline, overrides)
     pipeline_dir = Path(pipeline).resolve().parent
     run = Path(run_dir or spec.run_dir or Path("runs") / spec.name).resolve()
-    run.mkdir(parents=True, exist_ok=True)
+    ensure_dir(run, "run directory")
     manifest = read_manifest(run)
     manifest.setdefault("created", _now())
     manifest.update(

@@ -150,7 +150,7 @@ def make_city(
     info = CityInfo(out, o.seed, o.size_m, o.gsd, crs.to_string())
     frame = make_frame(o.seed, o.size_m, o.x0, o.y0)
     grid = RasterGrid.from_bounds(*frame.bounds, res=o.gsd, crs=crs)
-    with atomic_dir(out) as tmp, _fixed_gpkg_date():
+    with atomic_dir(out, marker="city.json") as tmp, _fixed_gpkg_date():
         b = _Build(o, tmp, frame, grid, crs)
         steps: list[tuple[str, Callable[[_Build], None]]] = [
             ("vectors", _vectors),

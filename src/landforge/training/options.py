@@ -16,11 +16,12 @@ No heavy imports here: the CLI builds its flags from these models at start-up.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from landforge.config import Options, StrList, StrMap, load_yaml, validate
 from landforge.errors import OptionError
@@ -94,6 +95,25 @@ def main_head(heads: dict[str, HeadConfig]) -> tuple[str, HeadConfig] | None:
     return None
 
 
+def _scale_range(value: Any) -> Any:
+    """``"0.75,1.25"`` -> two numbers; ``"none"`` / ``"off"`` -> None; others pass through."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("", "none", "null", "off"):
+            return None
+        parts = [p.strip() for p in text.replace(":", ",").split(",") if p.strip()]
+        try:
+            lo, hi = (float(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"expected MIN,MAX like 0.75,1.25 (or none); got {value!r}") from None
+        return lo, hi
+    return value
+
+
+#: A zoom range ``(lo, hi)``: YAML ``[0.75, 1.25]``, ``"0.75,1.25"``, or none.
+ScaleRange = Annotated[tuple[float, float] | None, BeforeValidator(_scale_range)]
+
+
 def _default_heads() -> dict[str, HeadConfig]:
     # Building-use paper §2.7: footprint from the 0/1 mask, use from the rci raster
     # (1 residential, 2 commercial, 3 industrial; 0 background ignored), use scored on
@@ -164,6 +184,12 @@ class TrainOptions(Options):
     augment: bool = Field(
         True, description="Synchronised flips, 90-degree rotations and transposes."
     )
+    augment_scale: ScaleRange = Field(
+        None,
+        description="With augment, also zoom each training chip by a random factor in "
+        "MIN,MAX (e.g. 0.75,1.25): image bilinear, labels nearest, cropped or padded "
+        "(image 0 = band mean, labels ignored) back to the chip size; none = off.",
+    )
 
     accelerator: Literal["auto", "cpu", "gpu"] = Field(
         "auto", description="Where to train (auto: a GPU when there is one)."
@@ -180,6 +206,15 @@ class TrainOptions(Options):
         description="Keep parameters named encoder.* / backbone.* frozen (and their "
         "BatchNorm statistics fixed) for the first N epochs, then train everything.",
     )
+
+    @field_validator("augment_scale")
+    @classmethod
+    def _check_scale(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None:
+            lo, hi = value
+            if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
+                raise ValueError(f"need 0 < MIN <= MAX, got {lo:g},{hi:g}")
+        return value
 
     @field_validator("heads")
     @classmethod

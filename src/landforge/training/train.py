@@ -2,17 +2,18 @@
 
 One Lightning run: seeded, time-budgeted (``max_minutes`` stops cleanly mid-epoch),
 early-stopped on the validation loss, logged as CSV in the output directory, resumable
-from the run's own ``checkpoints/last.ckpt``. The weights kept are those of the epoch
-with the lowest validation loss (the last ones when there is no validation split); the
-model card records the store's bands and normalisation, the heads and their classes, the
-training-data hash and the validation metrics of those weights.
+from the run's own ``checkpoints/last.safetensors`` (:mod:`landforge.training.resume`).
+The weights kept are those of the epoch with the lowest validation loss (the last ones
+when there is no validation split); the model card records the store's bands and
+normalisation, the heads and their classes, the training-data hash and the validation
+metrics of those weights.
 
 Output directory::
 
     OUT/model.safetensors, OUT/model.json   the checkpoint (landforge.models.checkpoint)
     OUT/logs/version_N/metrics.csv          Lightning CSV log (one version per run/resume)
     OUT/train_config.json                   the resolved configuration
-    OUT/checkpoints/last.ckpt               Lightning state to resume from (``resume``)
+    OUT/checkpoints/last.safetensors        state to resume from (``resume``; no pickle)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
@@ -40,6 +41,7 @@ from landforge.errors import InputError, OptionError
 from landforge.models.checkpoint import ModelCard, save_checkpoint
 from landforge.training.module import SegmentationTask
 from landforge.training.options import TrainConfig, TrainOptions, main_head
+from landforge.training.resume import LAST, LastState, RngState, SafeCheckpointIO
 
 __all__ = [
     "train",
@@ -65,26 +67,32 @@ def training_data_hash(store_dir: str | os.PathLike[str]) -> str:
 
 
 def find_resume_checkpoint(path: str | os.PathLike[str]) -> Path:
-    """``last.ckpt`` of an earlier ``landforge train`` run (its out dir or checkpoints/).
+    """``last.safetensors`` of an earlier ``landforge train`` run (its out dir or checkpoints/).
 
-    Only checkpoints inside a directory that ``landforge train`` wrote (it holds our
-    ``train_config.json``) are accepted: a Lightning ``.ckpt`` is a pickle, so it must
-    come from a run of this user, not from elsewhere.
+    Only a directory that ``landforge train`` wrote (it holds our ``train_config.json``)
+    is accepted. The state is safetensors + JSON (:mod:`landforge.training.resume`); a
+    Lightning ``last.ckpt`` (a pickle, written by older versions) is never loaded.
 
     Raises:
         OptionError: ``resume`` names no run of ``landforge train`` or one without a
-            checkpoint.
+            resumable state.
     """
     p = Path(path)
-    if p.is_file() and p.suffix == ".ckpt":
+    if p.is_file() and p.suffix in (".safetensors", ".ckpt"):
         ckpt, run = p, p.parent.parent
     else:
         run = p.parent if p.name == "checkpoints" else p
-        ckpt = run / "checkpoints" / "last.ckpt"
+        ckpt = run / "checkpoints" / LAST
     if not (run / _MARKER).is_file():
         raise OptionError("resume", f"{p}: not a landforge training directory (no {_MARKER})")
+    if ckpt.suffix == ".ckpt" or (not ckpt.is_file() and ckpt.with_suffix(".ckpt").is_file()):
+        raise OptionError(
+            "resume",
+            f"{p}: holds only a Lightning .ckpt (a pickle, from an older landforge), which "
+            f"is never loaded; train again without resume",
+        )
     if not ckpt.is_file():
-        raise OptionError("resume", f"{p}: no checkpoints/last.ckpt to resume from")
+        raise OptionError("resume", f"{p}: no checkpoints/{LAST} to resume from")
     return ckpt
 
 
@@ -146,7 +154,9 @@ def _loaders(cfg: TrainConfig, on_gpu: bool) -> tuple[DataLoader, DataLoader | N
     """Training and validation loaders (None without a validation split or chips)."""
     from landforge.datasets.chips import ChipDataset
 
-    train_ds = ChipDataset(cfg.chips, cfg.train_split, augment=cfg.augment)
+    train_ds = ChipDataset(
+        cfg.chips, cfg.train_split, augment=cfg.augment, scale_range=cfg.augment_scale
+    )
     if len(train_ds) == 0:
         raise InputError(cfg.chips, f"split {cfg.train_split!r} has no chips")
     val_ds = ChipDataset(cfg.chips, cfg.val_split) if cfg.val_split else None
@@ -213,7 +223,8 @@ class _Run:
         cfg = self.cfg
         callbacks: list[Any] = [
             _BestWeights(cfg.monitor, cfg.monitor_mode),
-            ModelCheckpoint(dirpath=Path(cfg.out) / "checkpoints", save_last=True, save_top_k=0),
+            LastState(Path(cfg.out) / "checkpoints"),
+            RngState(),
         ]
         if cfg.freeze_encoder_epochs:
             freeze = FreezeEncoder(cfg.freeze_encoder_epochs)
@@ -250,6 +261,7 @@ class _Run:
             # earlier log is overwritten.
             logger=CSVLogger(save_dir=out, name="logs"),
             callbacks=callbacks,
+            plugins=[SafeCheckpointIO()],  # resumable state as safetensors + JSON
             log_every_n_steps=min(cfg.log_every_n_steps, steps_per_epoch),
             num_sanity_val_steps=0,
             enable_progress_bar=not quiet,
@@ -272,15 +284,12 @@ class _Run:
         quiet = is_quiet()
         with _quiet_lightning(quiet):
             trainer = self.trainer(callbacks, steps_per_epoch, quiet)
-            # The .ckpt is a pickle written by this user's own earlier run (checked
-            # above); weights_only=True still refuses anything but tensors and plain
-            # containers.
+            # resume_ckpt is read by SafeCheckpointIO (safetensors + JSON, no pickle)
             trainer.fit(
                 task,
                 train_dataloaders=train_loader,
                 val_dataloaders=val_loader,
                 ckpt_path=resume_ckpt,
-                weights_only=True if resume_ckpt is not None else None,
             )
             best = next(c for c in trainer.callbacks if isinstance(c, _BestWeights))
             metrics: dict[str, float] = {}
@@ -316,7 +325,9 @@ class _Run:
             training_data_hash=training_data_hash(cfg.chips),
             metrics=metrics,
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            notes=_notes(cfg) + (f"; {self.init_note}" if self.init_note else ""),
+            notes=_notes(cfg)
+            + f"; mean/std from the store's {stats.get('split', 'all')} pixels"
+            + (f"; {self.init_note}" if self.init_note else ""),
         )
 
 

@@ -18,11 +18,21 @@ _HEADLINE = ("overall_accuracy", "kappa", "miou", "fwiou")
 class EvaluateStage(StageConfig, EvaluateOptions):
     """``landforge evaluate --pred P --truth T``: options in EvaluateOptions."""
 
-    input_fields = ("pred", "truth")
+    input_fields = ("pred", "truth", "mask", "split_blocks")
     cli_flags = {"out": "--out -o"}
     output_fields = ("out",)
     pred: str = Field(description="Predicted class raster or table.")
     truth: str = Field(description="Truth class raster or table.")
+    mask: str | None = Field(
+        None,
+        description="Raster on the truth's grid: evaluate only where it is > 0 "
+        "(table rows: by their representative point).",
+    )
+    split_blocks: str | None = Field(
+        None,
+        description="Polygons with a 'split' column (a chip store's split_blocks.gpkg): "
+        "evaluate only inside the blocks of split.",
+    )
     out: str | None = Field(None, description="Metrics JSON to write.")
     plots: bool = Field(
         False, description="Also write <out>.confusion.png and <out>.distribution.png."
@@ -42,7 +52,14 @@ def evaluate(cfg: EvaluateStage, ctx: StageContext) -> StageResult:
     from landforge.evaluation.evaluate import evaluate_prediction
     from landforge.evaluation.text import metrics_lines
 
-    metrics = evaluate_prediction(cfg.pred, cfg.truth, EvaluateOptions.build(cfg), out=cfg.out)
+    metrics = evaluate_prediction(
+        cfg.pred,
+        cfg.truth,
+        EvaluateOptions.build(cfg),
+        mask=cfg.mask,
+        split_blocks=cfg.split_blocks,
+        out=cfg.out,
+    )
     if cfg.plots and cfg.out is not None:
         from landforge.evaluation import plots
 

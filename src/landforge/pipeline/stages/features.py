@@ -145,6 +145,7 @@ def parcel_features(cfg: ParcelFeaturesStage, ctx: StageContext) -> StageResult:
     # domain functions import geopandas/pyarrow: imported here, not at CLI start-up
     from landforge.features.parcel_features import parcel_poi_features
     from landforge.features.poi_embed import POIEmbedder
+    from landforge.io.atomic import atomic_path
     from landforge.io.poi import read_pois
     from landforge.io.vector import read_vector
 
@@ -153,12 +154,11 @@ def parcel_features(cfg: ParcelFeaturesStage, ctx: StageContext) -> StageResult:
     parcels = read_vector(require_file(cfg.parcels, "parcels file"))
     pois = read_pois(cfg.poi, lon_col=cfg.lon, lat_col=cfg.lat, category_col=o.category_col)
     feats = parcel_poi_features(parcels, pois, emb, o)
-    out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".csv":
-        feats.to_csv(out, index=False)
-    else:
-        feats.to_parquet(out, index=False)
+    with atomic_path(cfg.out) as tmp:  # a failed write leaves no half-written table
+        if tmp.suffix.lower() == ".csv":
+            feats.to_csv(tmp, index=False)
+        else:
+            feats.to_parquet(tmp, index=False)
     with_pois = int((feats["n_pois"] > 0).sum())
     n_pois = int(feats["n_pois"].sum())
     return StageResult(

@@ -60,11 +60,12 @@ def predict(cfg: PredictStage, ctx: StageContext) -> StageResult:
         probs_out=cfg.probs_out,
         footprint_out=cfg.footprint_out,
     )
-    skipped = summary["windows_skipped"]
+    skipped, km2 = summary["windows_skipped"], summary["skipped_km2"]
+    area = f" ({km2:.3g} km²)" if km2 is not None else ""
     line = (
         f"wrote {Path(cfg.out)} ({summary['width']}x{summary['height']}, "
         f"{summary['windows']} windows"
-        + (f", {skipped} skipped by mask" if skipped else "")
+        + (f", {skipped} skipped by mask{area}" if cfg.mask else "")
         + (f", {summary['blocks_reused']} blocks reused" if summary["blocks_reused"] else "")
         + f", {summary['seconds']:.1f} s)"
     )
@@ -93,10 +94,13 @@ def builtup(cfg: BuiltupStage, ctx: StageContext) -> StageResult:
 
     summary = builtup_mask(cfg.sources, cfg.like, cfg.out, BuiltupOptions.build(cfg))
     total = max(summary["width"] * summary["height"], 1)
+    lost = summary["unreadable"]
     line = (
         f"wrote {Path(cfg.out)} ({summary['width']}x{summary['height']}, "
         f"{summary['builtup_pixels'] / total:.1%} built-up, "
-        f"{summary['nodata_pixels'] / total:.1%} without input data)"
+        f"{summary['nodata_pixels'] / total:.1%} without input data"
+        + (f", {len(lost)} unreadable input(s) skipped" if lost else "")
+        + ")"
     )
     return StageResult(jsonable(summary), [line])
 

@@ -173,7 +173,8 @@ def parcels_label(cfg: ParcelsLabelStage, ctx: StageContext) -> StageResult:
 class ParcelsSelectStage(StageConfig, SelectOptions):
     """``landforge parcels select PARCELS --out S``: options in SelectOptions.
 
-    Writes the selection and ``<out stem>.report.json`` beside it.
+    Writes the selection and ``<out stem>.report.json`` beside it; says which centre the
+    distance weight used (given, recorded by ``parcels generate``, or the centroid).
     """
 
     input_fields = ("parcels",)
@@ -200,13 +201,15 @@ def parcels_select(cfg: ParcelsSelectStage, ctx: StageContext) -> StageResult:
     # function-local: geopandas loads only when the stage runs
     from landforge.io.atomic import atomic_path
     from landforge.io.vector import read_vector, require_column, write_vector
-    from landforge.parcels.select import select_parcels, selection_report
+    from landforge.parcels.select import CENTRE_SOURCES, select_parcels, selection_report
 
     parcels = read_vector(cfg.parcels)
     if cfg.label_col is not None:
         require_column(parcels, cfg.label_col, cfg.parcels, option="label_col")
     opts = SelectOptions.build(cfg)
     selected = select_parcels(parcels, opts)
+    cx, cy = selected.attrs["centre"]
+    source = selected.attrs["centre_source"]
     report: dict[str, Any] = selection_report(parcels, selected, label_col=cfg.label_col)
     report["settings"] = {
         "input": cfg.parcels,
@@ -216,14 +219,26 @@ def parcels_select(cfg: ParcelsSelectStage, ctx: StageContext) -> StageResult:
         "weights": list(opts.weights),
         "dispersion": opts.dispersion,
         "seed": opts.seed,
+        "centre": [cx, cy],
+        "centre_crs": parcels.crs.to_string(),
+        "centre_source": source,
     }
     write_vector(selected, cfg.out)
     report_path = side_file(cfg.out, ".report.json")
     with atomic_path(report_path) as tmp:
         tmp.write_text(json.dumps(jsonable(report), indent=2) + "\n")
-    lines = _report_table(report, len(selected), len(parcels))
+    nd = 6 if parcels.crs.is_geographic else 1  # decimals: degrees or metres
+    crs = parcels.crs.to_string()
+    lines = [f"centre ({CENTRE_SOURCES[source]}): {cx:.{nd}f}, {cy:.{nd}f} ({crs})"]
+    lines += _report_table(report, len(selected), len(parcels))
     lines.append(f"{len(selected)} parcels -> {cfg.out} (report {report_path})")
-    return StageResult({"parcels": len(parcels), "selected": len(selected)}, lines)
+    summary = {
+        "parcels": len(parcels),
+        "selected": len(selected),
+        "centre": [cx, cy],
+        "centre_source": source,
+    }
+    return StageResult(summary, lines)
 
 
 def _report_table(report: dict[str, Any], n_after: int, n_before: int) -> list[str]:
