@@ -410,6 +410,7 @@ def evaluate_tables(
         truth=str(truth_path),
         pred_col=pred_col,
         truth_col=truth_col,
+        key=key,
         match=rows.match,
         unmatched=rows.unmatched,
     )

@@ -6,9 +6,10 @@
 seen in training), a section per metrics JSON found under RUN
 (``"kind": "landforge-metrics/1"``) with headline metrics against the majority-class
 baseline, per-class table, confusion matrix and class distribution, and a quicklook of
-every class-map raster (single-band uint8 with a colour table). Images are embedded as
-base64 ``data:`` URIs and the CSS is inline, so the file opens offline, can be mailed,
-and references nothing on the network.
+every class-map raster (single-band uint8 with a colour table), and an interactive map
+(:mod:`landforge.evaluation.webmap`). Images are embedded as base64 ``data:`` URIs, the
+CSS and scripts are inline and a Content-Security-Policy forbids loading anything else,
+so the file opens offline, can be mailed, and references nothing on the network.
 """
 
 from __future__ import annotations
@@ -439,14 +440,47 @@ def _maps_section(root: Path, maps: list[Path], metrics: list[tuple[Path, dict[s
     return f'<section><h2>Class maps</h2><div class="figs">{"".join(figs)}</div>{more}</section>'
 
 
+#: The page may load nothing: scripts, styles and images are inline or ``data:`` URIs.
+_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "script-src 'unsafe-inline'; font-src data:"
+)
+
+
+def _web_map(
+    root: Path,
+    metrics: list[tuple[Path, dict[str, Any]]],
+    manifest: Mapping[str, Any] | None,
+    pixels: int | None,
+    features: int | None,
+) -> str:
+    from landforge.evaluation import webmap
+
+    ctx = webmap.MapContext(
+        root,
+        metrics,
+        manifest,
+        class_names=lambda p: _map_names(p, metrics),
+        pixels=pixels or webmap.DEFAULT_PIXELS,
+        features=features or webmap.DEFAULT_FEATURES,
+    )
+    return webmap.map_section(ctx)
+
+
 def build_report(
-    run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
+    run_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    map_pixels: int | None = None,
+    map_features: int | None = None,
 ) -> Path:
     """Write the HTML report of a run directory.
 
     Args:
         run_dir: the run directory (with or without ``manifest.json``).
         out: output path (default ``RUN/report.html``).
+        map_pixels: pixels per raster layer of the interactive map (default 1,000,000;
+            0: no map section).
+        map_features: features per vector layer of the map (default 5,000).
 
     Returns:
         The path of the written report.
@@ -490,6 +524,14 @@ def build_report(
     for path, m in metrics:
         if not (m.get("confusion_matrix") is not None or m.get("per_class") is not None):
             sections.append(_change_section(path.relative_to(root).as_posix(), m))
+    if map_pixels != 0:
+        sections.append(_web_map(root, metrics, manifest, map_pixels, map_features))
+    from landforge.evaluation.dataset_stats import dataset_sections
+
+    sections += dataset_sections(root, metrics, lambda p: _map_names(p, metrics))
+    from landforge.evaluation.table_report import tables_sections
+
+    sections += tables_sections(root)  # landforge-tables/1 files (e.g. landforge grade)
     if maps:
         sections.append(_maps_section(root, maps, metrics))
     if not sections:
@@ -501,6 +543,7 @@ def build_report(
     note_html = "".join(f'<section><p class="muted">{n}</p></section>' for n in notes)
     doc = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{_esc(title)}</h1><p>{_esc(root.resolve())} · generated {_esc(when)}"
         f" · landforge {_esc(__version__)} · {len(metrics)} metrics file(s), "

@@ -121,6 +121,17 @@ class ReportStage(StageConfig):
         default_factory=list,
         description="Files the report summarises: a pipeline re-runs the report when they change.",
     )
+    map_pixels: int = Field(
+        1_000_000,
+        ge=0,
+        description="Pixels per raster layer of the interactive map (larger rasters are "
+        "downsampled, with a note); 0: no map section.",
+    )
+    map_features: int = Field(
+        5_000,
+        ge=1,
+        description="Features per vector layer of the map (the rest are left out, with a note).",
+    )
 
 
 @register_stage("report", ReportStage, command="report")
@@ -131,5 +142,7 @@ def report(cfg: ReportStage, ctx: StageContext) -> StageResult:
     run_dir = Path(cfg.run_dir) if cfg.run_dir is not None else ctx.run_dir
     if not run_dir.is_absolute() and not ctx.cli:  # a pipeline's paths: its run directory
         run_dir = ctx.run_dir / run_dir
-    path = build_report(run_dir, out=cfg.out)
+    path = build_report(
+        run_dir, out=cfg.out, map_pixels=cfg.map_pixels, map_features=cfg.map_features
+    )
     return StageResult({"report": str(Path(path).name)}, [f"report written to {path}"])
