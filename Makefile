@@ -8,13 +8,14 @@ STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 DEMO_OUT ?= runs/demo
 
-.PHONY: help install dev demo test test-all test-browser bench lint clean
+.PHONY: help install dev demo test test-all test-browser test-integration bench lint clean
 
 help:
 	@echo "make demo      set up .venv and run the end-to-end demo (synthetic city -> map + report)"
 	@echo "make test      set up .venv with dev extras and run the default test selection"
 	@echo "make test-all  all tests, including slow ones"
 	@echo "make test-browser  the report's map in headless chromium (scripts/install-chromium.sh)"
+	@echo "make test-integration  a real Label Studio round trip (scripts/label-studio-env.sh)"
 	@echo "make bench     run benchmarks/ and print results (record them in BENCHMARKS.md)"
 	@echo "make lint      ruff (incl. docstring/annotation rules for src) + mypy against tools/mypy-baseline.txt"
 
@@ -46,6 +47,12 @@ test-all: $(DEVSTAMP)
 test-browser: $(DEVSTAMP)
 	-scripts/install-chromium.sh
 	$(PY) -m pytest -q -m browser -rs
+
+# label-studio goes into its own venv (.venv-label-studio/); without it the test skips
+test-integration: $(DEVSTAMP)
+	$(PIP) install -q -c constraints.txt -e '.[dev,labelling]'
+	-scripts/label-studio-env.sh
+	$(PY) -m pytest -q -m integration -rs
 
 bench: $(DEVSTAMP)
 	$(PIP) install -q -c constraints.txt -e '.[dev,bench]'

@@ -1,7 +1,7 @@
 """Building-use ablations on the synthetic city (building-use paper, Table 2 design).
 
 Variants, all with the same model family (slim ResNet-18 U-Net of the demo), the same
-step budget, batch size, learning rate and seeds:
+step budget, batch size, chip size, learning rate and seeds:
 
 - ``img_single``: RGB -> one 4-class head (background, residential, commercial,
   industrial), CE + Dice over every pixel;
@@ -9,17 +9,31 @@ step budget, batch size, learning rate and seeds:
 - ``img_poi_multi``: RGB + POI -> footprint head (BCE + Dice) + use head (CE + Dice on
   building pixels), the class map = use where the footprint probability >= 0.5.
 
+Each variant runs at every use-ambiguity level (``--ambiguity``, the share of urban
+parcels whose buildings' size, shape, height and roof palette are drawn independently
+of their use: ``synth city --use-ambiguity``; one city per level, same seed, so roads,
+parcels, uses and POI generator are the same) and every seed (``--seeds``).
+
 Honest hold-out: the city (3 km at 1 m, seed 0) is cut into a western training region
 (chips, split train/val by blocks) and an eastern test strip that no chip touches; each
 model maps the test strip with ``predict_raster`` (windows 512, overlap 64) and is scored
-with ``evaluate_rasters`` against the synthetic truth (OA, kappa, mIoU, per-class F1 and
-one-vs-rest accuracy). ``--patch-sizes`` adds the patch-size ablation (multi-task
-variant, one seed, the same pixels per step at every size).
+with ``evaluate_prediction`` against the synthetic truth: pixel level (OA, kappa, mIoU,
+per-class F1 and one-vs-rest accuracy) and building level (``--buildings``: each true
+building whose representative point lies in the strip gets the majority of the
+predicted use pixels inside its footprint; per-class precision / recall / F1 /
+one-vs-rest accuracy, kappa, majority baseline). Training curves (train loss per logged
+step, validation loss per epoch) go to OUT/curves_a<A>.png; each run records whether
+its validation loss had flattened (change over the last quarter of the run < 5 %).
+``--patch-sizes`` adds the patch-size ablation (multi-task variant, seed 0, first
+ambiguity level, the same pixels per step at every size).
 
-    python benchmarks/ablation_building_use.py --out runs/ablation            # 3 x 3 runs
+    python benchmarks/ablation_building_use.py --smoke --out /tmp/abl_smoke   # ~1-2 min
+    python benchmarks/ablation_building_use.py --out runs/ablation \
+        --ambiguity 0 0.5 1 --seeds 0 1 2 --steps 3000                   # hours of CPU
     python benchmarks/ablation_building_use.py --out runs/ablation --patch-sizes 128 256 512
 
-Writes OUT/results.json and prints a markdown table (copied into docs/results.md).
+Writes OUT/results.json and OUT/results.md (markdown tables, mean ± standard deviation
+over seeds), OUT/curves_a<A>.png, and prints the tables.
 """
 
 from __future__ import annotations
@@ -90,7 +104,9 @@ def crop(src_path: Path, dst_path: Path, col0: int, col1: int) -> Path:
     return dst_path
 
 
-def prepare(out: Path, size_m: float, gsd: float, test_share: float) -> dict[str, Path]:
+def prepare(
+    out: Path, size_m: float, gsd: float, test_share: float, ambiguity: float = 0.0
+) -> dict[str, Path]:
     from landforge.features.poi_maps import write_poi_probability_maps
     from landforge.io.poi import read_pois
     from landforge.io.raster import read_grid
@@ -99,15 +115,28 @@ def prepare(out: Path, size_m: float, gsd: float, test_share: float) -> dict[str
 
     city = out / "city"
     if not (city / "city.json").exists():
-        make_city(city, seed=0, size_m=size_m, gsd=gsd, t2=False, s2=False, s1=False,
-                  population=False, quiet=True)
+        make_city(
+            city,
+            seed=0,
+            size_m=size_m,
+            gsd=gsd,
+            t2=False,
+            s2=False,
+            s1=False,
+            population=False,
+            quiet=True,
+            use_ambiguity=ambiguity,
+        )
     poi = out / "poi.tif"
     if not poi.exists():
         pois = read_pois(city / "pois.parquet", category_col="gbt_category")
         write_poi_probability_maps(
-            poi, pois, read_grid(city / "image.tif"),
+            poi,
+            pois,
+            read_grid(city / "image.tif"),
             dmax={"residential": 300, "commercial": 300, "industrial": 800},
-            mapping=load_mapping("gbt35648_rci"), category_col="gbt_category",
+            mapping=load_mapping("gbt35648_rci"),
+            category_col="gbt_category",
         )
     with rasterio.open(city / "image.tif") as src:
         width = src.width
@@ -126,10 +155,26 @@ def prepare(out: Path, size_m: float, gsd: float, test_share: float) -> dict[str
             if not p.exists():
                 crop(src, p, c0, c1)
             paths[f"{region}_{name}"] = p
+    paths["buildings"] = city / "buildings.gpkg"
+    paths["test_blocks"] = test_blocks(paths["test_image"], out / "test_blocks.gpkg")
     return paths
 
 
-def chips(paths: dict[str, Path], out: Path, poi: bool, size: int) -> Path:
+def test_blocks(test_image: Path, path: Path) -> Path:
+    """The test strip as a split-blocks layer (one block, split "test")."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    if not path.exists():
+        with rasterio.open(test_image) as src:
+            bounds, crs = src.bounds, src.crs
+        gpd.GeoDataFrame({"split": ["test"]}, geometry=[box(*bounds)], crs=crs).to_file(
+            path, engine="pyogrio"
+        )
+    return path
+
+
+def chips(paths: dict[str, Path], out: Path, poi: bool, size: int, block_px: int = 768) -> Path:
     from landforge.datasets.chips import build_chips
 
     store = out / f"chips_{'poi' if poi else 'img'}_{size}"
@@ -141,17 +186,24 @@ def chips(paths: dict[str, Path], out: Path, poi: bool, size: int) -> Path:
             extras=[paths["train_poi"]] if poi else [],
             bands=[1, 2, 3],
             size=size,
-            split={"train": 0.8, "val": 0.2, "block_size": max(1, 768 // size)},
+            split={"train": 0.8, "val": 0.2, "block_size": max(1, block_px // size)},
             seed=0,
         )
     return store
 
 
 def run_one(
-    name: str, variant: dict[str, Any], store: Path, paths: dict[str, Path], out: Path,
-    seed: int, steps: int, batch: int, minutes: float,
+    name: str,
+    variant: dict[str, Any],
+    store: Path,
+    paths: dict[str, Path],
+    out: Path,
+    seed: int,
+    steps: int,
+    batch: int,
+    minutes: float,
 ) -> dict[str, Any]:
-    from landforge.evaluation.evaluate import evaluate_rasters
+    from landforge.evaluation.evaluate import evaluate_prediction
     from landforge.inference.predictor import predict_raster
     from landforge.training.options import TrainConfig
     from landforge.training.train import train
@@ -160,20 +212,37 @@ def run_one(
     metrics_path = run / "metrics.json"
     if metrics_path.exists():
         return json.loads(metrics_path.read_text())
-    cfg = TrainConfig.build({
-        "chips": str(store), "out": str(run), "model": "multitask_unet",
-        "model_kwargs": SLIM, "heads": variant["heads"], "epochs": 1000, "max_steps": steps,
-        "max_minutes": minutes, "batch_size": batch, "lr": 0.003, "seed": seed,
-        "monitor": "val/loss", "monitor_mode": "min", "early_stopping_patience": None,
-    })
+    cfg = TrainConfig.build(
+        {
+            "chips": str(store),
+            "out": str(run),
+            "model": "multitask_unet",
+            "model_kwargs": SLIM,
+            "heads": variant["heads"],
+            "epochs": 1000,
+            "max_steps": steps,
+            "max_minutes": minutes,
+            "batch_size": batch,
+            "lr": 0.003,
+            "seed": seed,
+            "monitor": "val/loss",
+            "monitor_mode": "min",
+            "early_stopping_patience": None,
+            "log_every_n_steps": max(1, min(10, steps // 4)),
+        }
+    )
     t0 = time.perf_counter()
     weights = train(cfg)
     t_train = time.perf_counter() - t0
     pred = run / "test_map.tif"
     predict_raster(
-        weights, paths["test_image"], pred,
+        weights,
+        paths["test_image"],
+        pred,
         extras=[paths["test_poi"]] if variant["poi"] else [],
-        window=512, overlap=64, quiet=True,
+        window=512,
+        overlap=64,
+        quiet=True,
     )
     if "footprint" not in variant["heads"]:
         # single-task class map: value k = k-th class of the head (1 = background)
@@ -182,20 +251,142 @@ def run_one(
         pred = run / "test_map_values.tif"
         with rasterio.open(pred, "w", **(profile | {"driver": "GTiff"})) as ds:
             ds.write(np.where(a == 255, 255, a - 1).astype(np.uint8), 1)
-    m = evaluate_rasters(
-        pred, paths["test_use"],
+    m = evaluate_prediction(
+        pred,
+        paths["test_use"],
         classes={0: "background", 1: "residential", 2: "commercial", 3: "industrial"},
         quiet=True,
+        buildings=paths["buildings"],
+        split_blocks=paths["test_blocks"],
+        split="test",
+        use_col="use",
+        out=run / "test_metrics.json",
     )
+    b = m["buildings"]["true_footprints"]
+    curve = read_curve(run)
     result = {
-        "variant": name, "seed": seed, "train_s": round(t_train, 1),
-        "oa": m["overall_accuracy"], "kappa": m["kappa"], "miou": m["miou"],
+        "variant": name,
+        "seed": seed,
+        "train_s": round(t_train, 1),
+        "steps": steps,
+        "batch": batch,
+        "chip": chip_size(store),
+        "train_chips": n_chips(store, "train"),
+        "val_chips": n_chips(store, "val"),
+        "last_logged_step": curve["last_logged_step"],
+        "val_flat": curve["val_flat"],
+        "oa": m["overall_accuracy"],
+        "kappa": m["kappa"],
+        "miou": m["miou"],
         "f1": {c: m["per_class"][c]["f1"] for c in m["per_class"]},
         "ovr_accuracy": {c: m["per_class"][c].get("ovr_accuracy") for c in m["per_class"]},
         "baseline_oa": m.get("baseline", {}).get("overall_accuracy"),
+        "bld": {
+            "n": b["n"],
+            "oa": b["overall_accuracy"],
+            "kappa": b["kappa"],
+            "macro_f1": b.get("macro_f1"),
+            "f1": {c: b["per_class"][c]["f1"] for c in USE_CLASSES},
+            "precision": {c: b["per_class"][c]["precision"] for c in USE_CLASSES},
+            "recall": {c: b["per_class"][c]["recall"] for c in USE_CLASSES},
+            "ovr_accuracy": {c: b["per_class"][c]["ovr_accuracy"] for c in USE_CLASSES},
+            "no_use_predicted": b["n_no_use_predicted"],
+            "baseline_oa": b["baseline"]["overall_accuracy"],
+            "baseline_class": b["baseline"]["class"],
+        },
     }
     metrics_path.write_text(json.dumps(result, indent=2))
     return result
+
+
+def chip_size(store: Path) -> int:
+    """Chip side in pixels (stores are named chips_<kind>_<size>)."""
+    return int(store.name.rsplit("_", 1)[-1])
+
+
+def n_chips(store: Path, split: str) -> int:
+    import pandas as pd
+
+    idx = pd.read_parquet(store / "index.parquet")
+    return int((idx["split"] == split).sum()) if "split" in idx.columns else len(idx)
+
+
+def read_curve(run: Path) -> dict[str, Any]:
+    """Train loss per logged step and val loss per epoch of a run (Lightning CSV log)."""
+    import pandas as pd
+
+    logs = sorted((run / "logs").glob("version_*/metrics.csv"))
+    out: dict[str, Any] = {"train": [], "val": [], "last_logged_step": 0, "val_flat": None}
+    if not logs:
+        return out
+    df = pd.concat([pd.read_csv(p) for p in logs], ignore_index=True)
+    if "train/loss_step" in df.columns:
+        t = df.dropna(subset=["train/loss_step"]).drop_duplicates("step")
+        out["train"] = [
+            [int(a), float(b)] for a, b in zip(t["step"], t["train/loss_step"], strict=True)
+        ]
+    if "val/loss" in df.columns:
+        v = df.dropna(subset=["val/loss"]).drop_duplicates("step")
+        out["val"] = [[int(a), float(b)] for a, b in zip(v["step"], v["val/loss"], strict=True)]
+    out["last_logged_step"] = int(df["step"].max()) if len(df) else 0
+    val = out["val"]
+    if len(val) >= 4:
+        # flattened: the best val loss of the last quarter is within 5 % of the best
+        # val loss at three quarters of the run
+        n = len(val)
+        early = min(x[1] for x in val[: max(1, (3 * n) // 4)])
+        late = min(x[1] for x in val[(3 * n) // 4 :])
+        out["val_flat"] = bool(late >= 0.95 * early)
+    (run / "curve.json").write_text(json.dumps(out))
+    return out
+
+
+def plot_curves(out: Path, level: str, runs: list[Path]) -> Path | None:
+    """Train and validation loss of every run of one ambiguity level (one PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = [
+        (r.name, json.loads((r / "curve.json").read_text()))
+        for r in runs
+        if (r / "curve.json").exists()
+    ]
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    colours = {v: f"C{i}" for i, v in enumerate(VARIANTS)}
+    for name, c in curves:
+        variant = name.rsplit("_s", 1)[0]
+        col = colours.get(variant, "k")
+        for ax, key in zip(axes, ("train", "val"), strict=False):
+            if c[key]:
+                x, y = zip(*c[key], strict=False)
+                ax.plot(
+                    x,
+                    y,
+                    color=col,
+                    alpha=0.7,
+                    lw=1,
+                    marker="." if key == "val" else None,
+                    label=variant,
+                )
+    for ax, title in zip(
+        axes, ("train loss (per logged step)", "validation loss (per epoch)"), strict=False
+    ):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[1].get_legend_handles_labels()
+    uniq = dict(zip(labels, handles, strict=False))
+    axes[1].legend(uniq.values(), uniq.keys(), fontsize=8)
+    fig.suptitle(f"use ambiguity {level}: every seed")
+    fig.tight_layout()
+    path = out / f"curves_a{level}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _ms(vals: list[float]) -> str:
@@ -207,17 +398,72 @@ def _ms(vals: list[float]) -> str:
     return f"{statistics.mean(vals):.3f} ± {statistics.stdev(vals):.3f}"
 
 
+def building_table(results: list[dict[str, Any]]) -> str:
+    """Building-level scores per ambiguity level and variant (mean ± sd over seeds)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((str(r.get("ambiguity")), r["variant"]), []).append(r)
+    head = [
+        "ambiguity",
+        "variant",
+        "seeds",
+        "steps: asked / fewest logged / val flat",
+        "buildings",
+        "OA",
+        "kappa",
+        *[f"F1 {c}" for c in USE_CLASSES],
+        *[f"OvR acc {c}" for c in USE_CLASSES],
+        "majority OA",
+        "pixel mIoU",
+        "pixel kappa",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (a, v), rs in groups.items():
+        flat = sum(bool(r.get("val_flat")) for r in rs)
+        row = [
+            a,
+            v,
+            str(len(rs)),
+            f"{rs[0].get('steps')} / {min(r.get('last_logged_step', 0) for r in rs)}"
+            f" / {flat} of {len(rs)}",
+            str(rs[0]["bld"]["n"]),
+            _ms([r["bld"]["oa"] for r in rs]),
+            _ms([r["bld"]["kappa"] for r in rs]),
+        ]
+        row += [_ms([r["bld"]["f1"][c] for r in rs]) for c in USE_CLASSES]
+        row += [_ms([r["bld"]["ovr_accuracy"][c] for r in rs]) for c in USE_CLASSES]
+        row += [
+            _ms([r["bld"]["baseline_oa"] for r in rs]),
+            _ms([r["miou"] for r in rs]),
+            _ms([r["kappa"] for r in rs]),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def table(results: list[dict[str, Any]], key: str = "variant") -> str:
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault(str(r[key]), []).append(r)
     classes = ["background", *USE_CLASSES]
-    head = ["run", "n", "OA", "kappa", "mIoU", *[f"F1 {c}" for c in classes],
-            *[f"OvR acc {c}" for c in USE_CLASSES]]
+    head = [
+        "run",
+        "n",
+        "OA",
+        "kappa",
+        "mIoU",
+        *[f"F1 {c}" for c in classes],
+        *[f"OvR acc {c}" for c in USE_CLASSES],
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for g, rs in groups.items():
-        row = [g, str(len(rs)), _ms([r["oa"] for r in rs]), _ms([r["kappa"] for r in rs]),
-               _ms([r["miou"] for r in rs])]
+        row = [
+            g,
+            str(len(rs)),
+            _ms([r["oa"] for r in rs]),
+            _ms([r["kappa"] for r in rs]),
+            _ms([r["miou"] for r in rs]),
+        ]
         row += [_ms([r["f1"].get(c) for r in rs]) for c in classes]
         row += [_ms([r["ovr_accuracy"].get(c) for r in rs]) for c in USE_CLASSES]
         lines.append("| " + " | ".join(row) + " |")
@@ -227,51 +473,111 @@ def table(results: list[dict[str, Any]], key: str = "variant") -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    ap.add_argument(
+        "--ambiguity",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.5, 1.0],
+        help="use-ambiguity levels of the synthetic city (synth city --use-ambiguity)",
+    )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=3000, help="training steps of every run")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", type=int, default=128, help="chip size of the main ablation")
-    ap.add_argument("--minutes", type=float, default=15.0, help="time cap per training run")
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=360.0,
+        help="time cap per training run (a cut run shows fewer logged steps in the table)",
+    )
     ap.add_argument("--size-m", type=float, default=3000.0)
     ap.add_argument("--gsd", type=float, default=1.0)
     ap.add_argument("--test-share", type=float, default=1 / 3)
-    ap.add_argument("--patch-sizes", type=int, nargs="*", default=[],
-                    help="also run the multi-task variant at these chip sizes (seed 0)")
+    ap.add_argument(
+        "--block-px", type=int, default=768, help="side of the train/val split blocks (pixels)"
+    )
+    ap.add_argument(
+        "--patch-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also run the multi-task variant at these chip sizes (seed 0)",
+    )
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one tiny configuration (600 m city at 2 m, ambiguity 0.5, seed 0, "
+        "64 px chips, 4 steps per variant): checks the script end to end in ~1-2 "
+        "minutes; its numbers mean nothing",
+    )
     args = ap.parse_args()
+    if args.smoke:
+        args.ambiguity, args.seeds, args.steps, args.batch = [0.5], [0], 4, 2
+        args.size, args.size_m, args.gsd, args.minutes, args.patch_sizes = 64, 600.0, 2.0, 5, []
+        args.block_px = 64
     os.environ.setdefault("LANDFORGE_QUIET", "1")
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = prepare(args.out, args.size_m, args.gsd, args.test_share)
+    t_start = time.perf_counter()
     results: list[dict[str, Any]] = []
-    for name in args.variants:
-        v = VARIANTS[name]
-        store = chips(paths, args.out, v["poi"], args.size)
-        for seed in args.seeds:
-            r = run_one(name, v, store, paths, args.out, seed, args.steps, args.batch,
-                        args.minutes)
-            print(json.dumps(r), flush=True)
-            results.append(r)
     patch: list[dict[str, Any]] = []
-    pixels_per_step = args.batch * args.size**2
-    for size in args.patch_sizes:
-        v = VARIANTS["img_poi_multi"]
-        store = chips(paths, args.out, True, size)
-        batch = max(1, pixels_per_step // size**2)
-        # the main size is the multi-task run of seed 0 (same store, batch and steps)
-        name = "img_poi_multi" if size == args.size else f"patch{size}"
-        r = run_one(name, v, store, paths, args.out, 0, args.steps, batch,
-                    args.minutes)
-        r["patch"] = size
-        r["batch"] = batch
-        print(json.dumps(r), flush=True)
-        patch.append(r)
-    (args.out / "results.json").write_text(json.dumps(
-        {"args": {k: str(v) for k, v in vars(args).items()}, "ablation": results,
-         "patch_size": patch}, indent=2))
+    curves: list[str] = []
+    for k, level in enumerate(args.ambiguity):
+        tag = f"{level:g}"
+        lout = args.out / f"a{tag}"
+        lout.mkdir(parents=True, exist_ok=True)
+        paths = prepare(lout, args.size_m, args.gsd, args.test_share, level)
+        for name in args.variants:
+            v = VARIANTS[name]
+            store = chips(paths, lout, v["poi"], args.size, args.block_px)
+            for seed in args.seeds:
+                r = run_one(name, v, store, paths, lout, seed, args.steps, args.batch, args.minutes)
+                r["ambiguity"] = level
+                print(json.dumps(r), flush=True)
+                results.append(r)
+        png = plot_curves(args.out, tag, sorted((lout / "runs").glob("*_s*")))
+        if png is not None:
+            curves.append(str(png))
+        if k == 0:
+            pixels_per_step = args.batch * args.size**2
+            for size in args.patch_sizes:
+                v = VARIANTS["img_poi_multi"]
+                store = chips(paths, lout, True, size, args.block_px)
+                batch = max(1, pixels_per_step // size**2)
+                # the main size is the multi-task run of seed 0 (same store, batch and steps)
+                name = "img_poi_multi" if size == args.size else f"patch{size}"
+                r = run_one(name, v, store, paths, lout, 0, args.steps, batch, args.minutes)
+                r.update(patch=size, batch=batch, ambiguity=level)
+                print(json.dumps(r), flush=True)
+                patch.append(r)
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "ablation": results,
+                "patch_size": patch,
+                "curves": curves,
+                "seconds": round(time.perf_counter() - t_start, 1),
+            },
+            indent=2,
+        )
+    )
+    md = []
     if results:
-        print(table(results))
+        md += [
+            "Building level (test strip):",
+            "",
+            building_table(results),
+            "",
+            "Pixel level (test strip):",
+            "",
+            table([r | {"run": f"a{r['ambiguity']:g} {r['variant']}"} for r in results], key="run"),
+        ]
     if patch:
-        print(table(patch, key="patch"))
+        md += ["", "Patch size:", "", table(patch, key="patch")]
+    (args.out / "results.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    print(f"total {time.perf_counter() - t_start:.0f} s; curves: {', '.join(curves)}")
 
 
 if __name__ == "__main__":

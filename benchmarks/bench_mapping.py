@@ -5,17 +5,22 @@ Measures in one run (all on CPU, random weights: speed does not depend on them):
 (a) ``overhead``: end-to-end ``predict_raster`` time / pure model forward time on the
     same windows in the same batches (multitask_unet, resnet34, window 1024, overlap
     128, batch 8, 2048 x 2048 raster). Target <= 1.15.
+    ``assembly_share``: of that run, the seconds spent assembling the part files into
+    the final COGs (``assemble`` plus the COG copies) / the rest (the prediction);
+    target <= 0.10.
 (b) ``throughput_mpix_s``: finished map megapixels per second of that run.
 (c) ``dask_speedup``: the same prediction on a local Dask cluster of 1 and of 2 worker
     processes (one thread each, ``torch.set_num_threads(1)``), cluster start-up and
-    model loading excluded; target >= 1.7 on 2 idle cores.
+    model loading excluded; target >= 1.7 on 2 idle cores. ``--dask-runs N`` repeats
+    the pair N times back to back (1, 2, 1, 2, ...) and reports every ratio.
 (d) ``peak_rss_mb``: peak resident memory of a child process predicting a 20,000 x
     20,000 x 3 raster (generated on the fly, tiled and compressed, written by blocks)
     with a tiny conv model, against the raster's own size (``raster_mb``): it must stay
     bounded by blocks, not grow with the raster.
 
-Run: ``python benchmarks/bench_mapping.py [--quick]`` (``--quick``: small sizes, to check
-that it works). Prints one JSON line last; results in BENCHMARKS.md ("Large-area mapping").
+Run: ``python benchmarks/bench_mapping.py [--quick] [--dask-runs N] [--skip-rss]``
+(``--quick``: small sizes, to check that it works; ``--skip-rss``: leave out (d);
+``--dask-only``: only (c)). Prints one JSON line last; results in BENCHMARKS.md ("Large-area mapping").
 """
 
 from __future__ import annotations
@@ -174,6 +179,39 @@ def dask_seconds(ckpt: Path, image: Path, out: Path, n: int, window: int, overla
         return time.perf_counter() - t0
 
 
+class AssemblyTimer:
+    """Times ``predict_raster``'s assembly: ``assemble`` and the outputs' ``finish``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> AssemblyTimer:
+        from landforge.inference import predictor
+        from landforge.io import raster
+
+        self._patched = [
+            (predictor, "assemble", predictor.assemble),
+            (raster.StagedCOG, "finish", raster.StagedCOG.finish),
+        ]
+        for owner, name, fn in self._patched:
+            setattr(owner, name, self._timed(fn))
+        return self
+
+    def _timed(self, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        return wrapper
+
+    def __exit__(self, *exc: Any) -> None:
+        for owner, name, fn in self._patched:
+            setattr(owner, name, fn)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process (VmHWM; ru_maxrss survives exec on Linux)."""
     try:
@@ -214,6 +252,9 @@ def rss_child(size: int, folder: Path) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes: check that it works")
+    ap.add_argument("--dask-runs", type=int, default=1, help="(c) pairs of runs, back to back")
+    ap.add_argument("--skip-rss", action="store_true", help="leave out (d), the 20,000² run")
+    ap.add_argument("--dask-only", action="store_true", help="only (c); implies --skip-rss")
     ap.add_argument("--rss-child", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--dir", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -228,36 +269,54 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench_mapping.") as tmp:
         folder = Path(tmp)
         ckpt = unet_checkpoint(folder)
-        image = write_raster(folder / "a.tif", size_a)
-        forward = pure_forward(ckpt, image, window, overlap, batch, 4)
-        t0 = time.perf_counter()
-        s = predict_raster(
-            ckpt, image, folder / "a_map.tif", window=window, overlap=overlap, batch=batch,
-            quiet=True,
-        )  # fmt: skip
-        end_to_end = time.perf_counter() - t0
-        result["a"] = {
-            "size": size_a, "window": window, "overlap": overlap, "batch": batch,
-            "windows": s["windows"], "forward_s": round(forward, 2),
-            "predict_s": round(end_to_end, 2), "overhead": round(end_to_end / forward, 3),
-        }  # fmt: skip
-        result["overhead"] = result["a"]["overhead"]
-        result["throughput_mpix_s"] = round(size_a * size_a / 1e6 / end_to_end, 4)
-        print(f"(a,b) {json.dumps(result['a'])}", file=sys.stderr, flush=True)
+        image = write_raster(folder / "a.tif", size_a) if not args.dask_only else None
+        if not args.dask_only:
+            forward = pure_forward(ckpt, image, window, overlap, batch, 4)
+            t0 = time.perf_counter()
+            with AssemblyTimer() as assembly:
+                s = predict_raster(
+                    ckpt, image, folder / "a_map.tif", window=window, overlap=overlap,
+                    batch=batch, probs_out=folder / "a_probs.tif", quiet=True,
+                )  # fmt: skip
+            end_to_end = time.perf_counter() - t0
+            result["a"] = {
+                "size": size_a, "window": window, "overlap": overlap, "batch": batch,
+                "windows": s["windows"], "forward_s": round(forward, 2),
+                "predict_s": round(end_to_end, 2), "overhead": round(end_to_end / forward, 3),
+                "assembly_s": round(assembly.seconds, 3),
+                "assembly_share": round(assembly.seconds / (end_to_end - assembly.seconds), 4),
+            }  # fmt: skip
+            result["overhead"] = result["a"]["overhead"]
+            result["assembly_share"] = result["a"]["assembly_share"]
+            result["throughput_mpix_s"] = round(size_a * size_a / 1e6 / end_to_end, 4)
+            print(f"(a,b) {json.dumps(result['a'])}", file=sys.stderr, flush=True)
 
         image_c = write_raster(folder / "c.tif", size_c)
-        t1 = dask_seconds(ckpt, image_c, folder / "c1.tif", 1, window_c, overlap_c)
-        t2 = dask_seconds(ckpt, image_c, folder / "c2.tif", 2, window_c, overlap_c)
+        runs = []
+        for _ in range(max(1, args.dask_runs)):
+            t1 = dask_seconds(ckpt, image_c, folder / "c1.tif", 1, window_c, overlap_c)
+            t2 = dask_seconds(ckpt, image_c, folder / "c2.tif", 2, window_c, overlap_c)
+            runs.append((t1, t2, os.getloadavg()[0]))
+            print(f"(c) run {len(runs)}: {t1:.2f} s / {t2:.2f} s", file=sys.stderr, flush=True)
         with rasterio.open(folder / "c1.tif") as a, rasterio.open(folder / "c2.tif") as b:
             identical = bool((a.read() == b.read()).all())
+        t1, t2 = runs[0][:2]
+        speedups = [round(a / b, 3) for a, b, _ in runs]
         result["c"] = {
             "size": size_c, "window": window_c, "overlap": overlap_c,
-            "one_worker_s": round(t1, 2), "two_workers_s": round(t2, 2),
-            "class_maps_identical": identical,
+            "one_worker_s": [round(a, 2) for a, _, _ in runs],
+            "two_workers_s": [round(b, 2) for _, b, _ in runs],
+            "load_avg_1min": [round(la, 1) for *_, la in runs],
+            "speedups": speedups, "class_maps_identical": identical,
         }  # fmt: skip
-        result["dask_speedup"] = round(t1 / t2, 3)
+        result["dask_speedup"] = min(speedups)
+        result["dask_speedup_spread"] = [min(speedups), max(speedups)]
         print(f"(c) {json.dumps(result['c'])}", file=sys.stderr, flush=True)
 
+        if args.skip_rss or args.dask_only:
+            result["load_avg_end"] = os.getloadavg()
+            print(json.dumps(result))
+            return 0
         child = subprocess.run(
             [sys.executable, __file__, "--rss-child", str(size_d), "--dir", str(folder)],
             capture_output=True, text=True, check=True,

@@ -5,6 +5,9 @@ random POIs per class (3 classes, some outside the grid), dmax 300/300/800 m.
 
 * ours: ``poi_probability_maps`` for the whole job (one thread), then
   ``write_poi_maps`` (COG) timed separately;
+* the user's job: ``write_poi_probability_maps`` (what ``landforge poi-maps`` runs:
+  the maps computed by windows and streamed into the COG, write included) in a fresh
+  subprocess, with its peak RSS (``ru_maxrss``) beside that after the imports alone;
 * brute force: vectorised haversine from a random subsample of pixels (PROJ per pixel)
   to every POI of each class, extrapolated to all pixels; also the reference for the
   maximum distance error of ours (|p - p_ref| * dmax);
@@ -23,6 +26,8 @@ import argparse
 import json
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +53,42 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+_JOB = """
+import json, os, sys, time
+os.environ.setdefault("LANDFORGE_QUIET", "1")
+import geopandas as gpd
+from landforge.features.poi_maps import write_poi_probability_maps
+from landforge.io.raster import RasterGrid
+pois_path, out, n, res, tile, dmax = sys.argv[1:7]
+n, res = int(n), float(res)
+grid = RasterGrid.from_bounds({x0}, {y0}, {x0} + n * res, {y0} + n * res, res, "{crs}")
+pois = gpd.read_parquet(pois_path)
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+rss0, hwm0 = status("VmRSS"), status("VmHWM")
+t0, c0 = time.perf_counter(), time.process_time()
+write_poi_probability_maps(out, pois, grid, dmax=json.loads(dmax), tile=int(tile))
+print(json.dumps({{"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+    "rss0": rss0, "hwm0": hwm0, "rss": status("VmHWM")}}))
+"""
+
+
+def _whole_job(pois: gpd.GeoDataFrame, n: int, res: float, tile: int, tmp: Path) -> dict:
+    """``write_poi_probability_maps`` in a fresh interpreter: time and peak RSS (Linux)."""
+    pois.to_parquet(tmp / "pois.parquet")
+    code = _JOB.format(x0=X0, y0=Y0, crs=CRS)
+    args = [str(tmp / "pois.parquet"), str(tmp / "job.tif"), str(n), str(res), str(tile)]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args, json.dumps(DMAX)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["mib"] = (tmp / "job.tif").stat().st_size / 2**20
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=8192)
@@ -55,6 +96,9 @@ def main() -> None:
     parser.add_argument("--pois", type=int, default=5000, help="POIs per class")
     parser.add_argument("--sample", type=int, default=20_000, help="brute-force pixels")
     parser.add_argument("--tile", type=int, default=32)
+    parser.add_argument(
+        "--job-only", action="store_true", help="only the user's job (time, peak RSS)"
+    )
     args = parser.parse_args()
 
     n, res = args.size, args.res
@@ -69,6 +113,12 @@ def main() -> None:
     cats = np.repeat(names, args.pois)
     pois = gpd.GeoDataFrame({"category": cats}, geometry=shapely.points(xy), crs=CRS)
 
+    if args.job_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            job = _whole_job(pois, n, args.res, args.tile, Path(tmp))
+        print(json.dumps({"grid": f"{n}x{n}", "job": job}))
+        return
+
     # (c) ours, whole job, then the COG write
     rss_before = _peak_mib()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -81,6 +131,8 @@ def main() -> None:
         t_cog = time.perf_counter() - t0
         cog_mib = path.stat().st_size / 2**20
     rss_cog = _peak_mib()
+    with tempfile.TemporaryDirectory() as tmp:
+        job = _whole_job(pois, n, res, args.tile, Path(tmp))
 
     # (a) brute force on a pixel subsample: PROJ per pixel, haversine to every POI
     to_ll = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
@@ -137,6 +189,14 @@ def main() -> None:
                 "scipy_edt_indices_s": round(t_edt_idx, 2),
                 "scipy_edt_cpu_s": round(c_edt, 2),
                 "scipy_edt_indices_cpu_s": round(c_edt_idx, 2),
+                "job_s": round(job["wall"], 2),
+                "job_cpu_s": round(job["cpu"], 2),
+                "job_cog_mib": round(job["mib"], 1),
+                "ratio_job_over_edt": round(job["wall"] / t_edt, 3),
+                "cpu_ratio_job_over_edt": round(job["cpu"] / c_edt, 3),
+                "job_peak_rss_mib": round(job["rss"]),
+                "job_rss_mib_before_job": round(job["rss0"]),
+                "job_peak_rss_mib_before_job": round(job["hwm0"]),
                 "brute_sample_pixels": args.sample,
                 "brute_sample_s": round(t_brute_sample, 2),
                 "brute_extrapolated_s": round(t_brute, 0),

@@ -3,11 +3,15 @@
 One synthetic city (400 m at 2 m) and, beside it, the mistakes users make: missing,
 empty (0 bytes) and truncated files, text named ``.tif``, layers without CRS or far
 away, grids shifted by half a pixel, broken POI tables, invalid polygons, configs and
-pipelines with unknown fields or wrong types, a tiny model checkpoint.
+pipelines with unknown fields or wrong types, reclassification rules naming an unknown
+class or no taxonomy, a tiny model checkpoint (and a copy with a change-model card),
+parcel samples that hold no image, POI or population data.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -35,6 +39,8 @@ def make_bad_inputs(root: Path) -> dict[str, Path]:
     _tables(city, bad)
     _configs(city, bad)
     _model(bad)
+    _change_model(bad)
+    _parcel_samples(city, bad)
     (bad / "afile").write_text("a file where a directory is expected\n")
     return {"city": city, "bad": bad, "model": bad / "model.safetensors"}
 
@@ -125,6 +131,8 @@ def _configs(city: Path, bad: Path) -> None:
         "pipe_syntax.yaml": "name: [unclosed\n",
         "pipe_nocrs.yaml": _pipeline(f"roads: {bad / 'nocrs.gpkg'}"),
         "pipe_ok.yaml": _pipeline(f"roads: {city / 'roads.gpkg'}"),
+        "rules_badclass.yaml": "taxonomy: ubgg\nrules:\n  - {from: lawn, to: farmland}\n",
+        "rules_notax.yaml": "rules:\n  - {from: grass, to: farmland}\n",
     }
     for name, text in files.items():
         (bad / name).write_text(text)
@@ -156,6 +164,35 @@ def _model(bad: Path) -> None:
         gsd_m=2.0,
     )
     save_checkpoint(build(card.model, **kwargs), card, bad / "model")
+
+
+def _change_model(bad: Path) -> None:
+    """``bad/change/model``: the tiny model with a change card beside it (no series).
+
+    Only the checks before any forward pass see it: ``change predict`` reads the change
+    card, the checkpoint, then the T1/T2 grids and band counts.
+    """
+    (bad / "change").mkdir()
+    for suffix in (".safetensors", ".json"):
+        shutil.copyfile(bad / f"model{suffix}", bad / "change" / f"model{suffix}")
+    card = {
+        "format": "landforge-change-model/1",
+        "size": 32,
+        "gsd": 2.0,
+        "classes": ["background", "residential", "commercial", "industrial"],
+        "time_steps": 0,
+        "series_channels": [],
+    }
+    (bad / "change" / "model.change.json").write_text(json.dumps(card))
+
+
+def _parcel_samples(city: Path, bad: Path) -> None:
+    """``bad/samples``: labelled parcel samples from the parcels alone (no image, POI, people)."""
+    from landforge.io.vector import read_vector
+    from landforge.parcels.samples import build_parcel_samples, write_parcel_samples
+
+    parcels = read_vector(city / "parcels.gpkg")
+    write_parcel_samples(build_parcel_samples(parcels, label_col="use_primary"), bad / "samples")
 
 
 def tree(path: Path) -> set[str]:

@@ -44,6 +44,9 @@ MAPS = "--like {city}/image.tif --dmax commercial=300 --taxonomy gbt35648_rci --
 PRED = "--model {model} --window 64 --overlap 8 --out {out}/map.tif"
 USE = "{city}/labels/building_use.tif"
 CHIPS = "--image {city}/image.tif --size 32 --out {out}/chips"
+LU = "{city}/labels/landuse.tif"
+CC = f"--t1 {{city}}/image.tif --t2 {{city}}/image.tif --label1 {LU} --size 32 --out {{out}}/cc"
+CP = "--t1 {city}/image.tif --model {bad}/change/model.safetensors --out {out}/cm"
 
 CASES = [
     # ---- predict: model inputs, band count, grids, config, output
@@ -198,6 +201,21 @@ CASES = [
          "--out {out}/a.gpkg", "far.tif", "does not overlap"),
     Case("assign-misaligned-probs", f"parcels assign {{city}}/parcels.gpkg --map {USE} "
          "--probs {bad}/shifted.tif --out {out}/a.gpkg", "shifted.tif", "misaligned"),
+    # ---- labelling loop (tests/labelling has the annotation-file cases)
+    Case("label-export-no-pred", "label export {city}/parcels.gpkg --out {out}/t", "--pred-col",
+         "no column 'pred'"),
+    Case("label-export-empty-file", "label export {bad}/empty.gpkg --out {out}/t", "empty.gpkg",
+         "empty"),
+    Case("label-import-no-tasks", "label import {bad}/good.csv --tasks {bad}/missing "
+         "--out {out}/a.csv", "missing", "task list does not exist"),
+    Case("label-check-no-tasks", "label check {bad}/good.csv --tasks {bad}/missing "
+         "--out {out}/c", "missing", "task list does not exist"),
+    Case("label-simulate-text-as-gpkg", "label simulate {bad}/text.gpkg --out {out}/l.json",
+         "text.gpkg", "cannot read vector data"),
+    Case("label-mslu-no-label", "label mslu {city}/parcels.gpkg --out {out}/m", "--label-col"),
+    Case("label-push-no-tasks", "label push {bad}/missing --url http://127.0.0.1:9",
+         "missing", "task list does not exist"),
+    Case("label-pull-bad-timeout", "label pull --timeout 0 --out {out}/a.json", "--timeout"),
     Case("features-header-only", "parcels features {city}/parcels.gpkg --poi {bad}/header.csv "
          "--out {out}/f.parquet", "header.csv", "no POIs"),
     Case("features-parcels-no-crs", f"parcels features {{bad}}/nocrs.gpkg {P} "
@@ -241,6 +259,99 @@ CASES = [
     Case("synth-bad-value", "synth city --out {out}/c --size-m -4", "--size-m"),
     Case("synth-flag-wrong-type", "synth city --out {out}/c --gsd abc", "--gsd"),
     Case("synth-unwritable-out", "synth city --out {bad}/afile/c", "afile/c"),
+    # ---- grade: parcels without CRS, a method without the input it needs
+    Case("grade-no-crs", "grade --parcels {bad}/nocrs.gpkg --out {out}/g.parquet "
+         "--tables {out}/g.json", "nocrs.gpkg", "no CRS"),
+    Case("grade-no-features", "grade --parcels {city}/parcels.gpkg --label-col use_primary "
+         "--out {out}/g.parquet --tables {out}/g.json", "--method", "feature table"),
+    # ---- curation, product comparison, dataset export (issue 15)
+    Case("curate-tiles-missing-band", "curate tiles --image {city}/image.tif --bands 1,9 "
+         "--out {out}/p.parquet", "--bands", "band 9 does not exist"),
+    Case("curate-cluster-missing-table", "curate cluster --tiles {bad}/missing.parquet "
+         "--out {out}/c.parquet --report {out}/c.json --sheet none", "missing.parquet",
+         "does not exist"),
+    Case("curate-similar-no-query", "curate similar --tiles {bad}/missing.parquet "
+         "--out {out}/s.parquet", "--patches", "give query patch ids or a new image"),
+    Case("compare-misaligned", f"compare {USE} --product {{bad}}/shifted.tif --legend mslu_rci "
+         "--focus R --out {out}/c.json --diff {out}/d.tif", "shifted.tif", "not on the grid of"),
+    Case("dataset-export-not-a-store", "dataset export {bad}/missing_store --out {out}/cat",
+         "missing_store", "not a chip store"),
+    Case("dataset-import-missing", "dataset import {bad}/missing_cat --out {out}/chips",
+         "missing_cat", "does not exist"),
+    # ---- change: T1/T2 pairs on other grids, taxonomies, chip stores, change checkpoints
+    Case("change-chips-misaligned-label", f"change chips {CC} --label2 {{bad}}/shifted.tif",
+         "shifted.tif", "not on the grid of T1"),
+    Case("change-chips-unknown-taxonomy", f"change chips {CC} --label2 {LU} --taxonomy nope",
+         "--taxonomy", "unknown taxonomy 'nope'"),
+    Case("change-chips-labels-outside-taxonomy", f"change chips {CC} --label2 {LU} "
+         "--taxonomy rci".replace("--size 32", "--size 200"),  # one patch: fails at once
+         "landuse.tif", "outside taxonomy rci"),
+    Case("change-train-not-a-chip-store", "change train {bad}/train_nochips.yaml "
+         "--out {out}/cm", "nochips", "not a change chip folder"),
+    Case("change-train-bad-value", "change train --chips {bad}/nochips --epochs 0 "
+         "--out {out}/cm", "--epochs"),
+    Case("change-predict-misaligned-t2", f"change predict {CP} --t2 {{bad}}/shifted.tif",
+         "shifted.tif", "not on the grid of T1"),
+    Case("change-predict-band-count", f"change predict {CP} --t2 {{city}}/image.tif",
+         "image.tif", "the model takes 3"),
+    Case("change-predict-not-a-change-model", f"change predict {CP} --t2 {{city}}/image.tif"
+         .replace("{bad}/change/model.safetensors", "{model}"), "model.change.json",
+         "no change-model card"),
+    Case("change-predict-missing-model", f"change predict {CP} --t2 {{city}}/image.tif"
+         .replace("change/model", "missing"), "missing.safetensors", "do not exist"),
+    Case("change-evaluate-not-a-pred-folder", f"change evaluate --pred {{bad}}/missing "
+         f"--truth1 {LU} --truth2 {LU} --out {{out}}/m.json", "missing/t1_classes.tif",
+         "written by 'change predict'"),
+    Case("change-evaluate-no-truth2", f"change evaluate --pred {{bad}}/missing --truth1 {LU} "
+         "--out {out}/m.json", "--truth2", "pred needs truth1 and truth2"),
+    Case("change-evaluate-not-a-chip-store", "change evaluate --chips {bad}/nochips --model "
+         "{bad}/change/model.safetensors --out {out}/m.json", "nochips",
+         "not a change chip folder"),
+    # ---- prep: unreadable images, masks off the grid, undated scenes, bad rules
+    Case("prep-composite-truncated", "prep composite {bad}/trunc.tif --out {out}/c.tif",
+         "trunc.tif", "truncated or corrupt"),
+    Case("prep-composite-missing-band", "prep composite {city}/image.tif --bands 1,2,9 "
+         "--out {out}/c.tif", "--bands", "band 9 does not exist"),
+    Case("prep-retinex-text-as-tif", "prep retinex {bad}/text.tif --out {out}/r.tif",
+         "text.tif", "not a readable raster"),
+    Case("prep-retinex-sigma-too-large", "prep retinex {city}/image.tif --sigma 5000 "
+         "--out {out}/r.tif", "--sigma", "larger than the raster"),
+    Case("prep-gapfill-misaligned-mask", "prep gapfill {city}/image.tif --mask "
+         "{bad}/shifted.tif --out {out}/f.tif", "shifted.tif", "misaligned"),
+    Case("prep-gapfill-mask-no-crs", "prep gapfill {city}/image.tif --mask {bad}/nocrs.tif "
+         "--out {out}/f.tif", "nocrs.tif", "no CRS"),
+    Case("prep-monthly-missing-folder", "prep monthly {bad}/missing --out {out}/m", "missing",
+         "scene folder does not exist"),
+    Case("prep-monthly-undated-scene", "prep monthly {city}/labels --out {out}/m",
+         "building_use.tif", "scene has no date"),
+    Case("prep-reclassify-boundary-no-crs", f"prep reclassify {LU} --boundary "
+         "{bad}/nocrs.gpkg --out {out}/r.tif", "nocrs.gpkg", "no CRS"),
+    Case("prep-reclassify-unknown-class", f"prep reclassify {LU} --boundary "
+         "{city}/boundary.gpkg --rules {bad}/rules_badclass.yaml --out {out}/r.tif",
+         "rules_badclass.yaml", "unknown class 'lawn'"),
+    Case("prep-reclassify-unknown-taxonomy", f"prep reclassify {LU} --boundary "
+         "{city}/boundary.gpkg --rules {bad}/rules_notax.yaml --taxonomy nope "
+         "--out {out}/r.tif", "--taxonomy", "unknown taxonomy 'nope'"),
+    # ---- parcel classifier: samples, training, class probabilities
+    Case("parcels-samples-no-crs", "parcels samples {bad}/nocrs.gpkg --out {out}/s",
+         "nocrs.gpkg", "no CRS"),
+    Case("parcels-samples-unknown-label-col", "parcels samples {city}/parcels.gpkg "
+         "--label-col nope --out {out}/s", "--label-col", "no column 'nope'"),
+    Case("parcels-samples-image-no-overlap", "parcels samples {city}/parcels.gpkg --image "
+         "{bad}/far.tif --out {out}/s", "far.tif", "does not overlap the parcels"),
+    Case("parcels-train-not-samples", "parcels train {bad}/missing --out {out}/m", "missing",
+         "not a parcel-samples directory"),
+    Case("parcels-train-unknown-modality", "parcels train {bad}/samples --modalities bogus "
+         "--out {out}/m", "--modalities"),
+    Case("parcels-train-modality-absent", "parcels train {bad}/samples --modalities image "
+         "--out {out}/m", "--modalities", "no parcel of the samples has image data"),
+    Case("parcels-predict-classes-not-samples", "parcels predict-classes {bad}/missing "
+         "--model {model} --out {out}/p.parquet", "missing", "not a parcel-samples directory"),
+    Case("parcels-predict-classes-bad-out", "parcels predict-classes {bad}/samples --model "
+         "{model} --out {out}/p.csv", "--out", "GeoParquet"),
+    Case("parcels-predict-classes-not-a-parcel-model", "parcels predict-classes "
+         "{bad}/samples --model {model} --out {out}/p.parquet", "model.safetensors",
+         "not a parcel classifier"),
     # ---- an existing output that is not an earlier one of the command: refused, kept
     Case("synth-existing-foreign-dir", "synth city --out {out}/mine --size-m 200 --gsd 5 -q",
          "mine", "is not a synthetic city", setup={"mine/thesis.txt": "keep me\n"}),

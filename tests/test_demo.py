@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import geopandas as gpd
 import pytest
@@ -54,7 +55,9 @@ def test_demo_writes_map_buildings_metrics_and_report(demo_run):
     assert metrics["kind"] == "landforge-metrics/1"
     assert 0.0 <= metrics["overall_accuracy"] <= 1.0 and "baseline" in metrics
     html = (demo_run / "report.html").read_text()
-    assert "data:image/png;base64" in html and "http://" not in html and "https://" not in html
+    markup = re.sub(r"<script\b[^>]*>.*?</script>", "", html, flags=re.S)  # Leaflet's code
+    assert "data:image/png;base64" in html and "http://" not in markup and "https://" not in markup
+    assert 'id="lf-map"' in html and "default-src 'none'" in html  # the map, offline only
 
 
 def test_demo_manifest_records_every_stage_done(demo_run):

@@ -29,6 +29,9 @@ NOT_STAGES = {
     ("taxonomy", "list"),
     ("taxonomy", "show"),
     ("parcels",),  # the group itself: `landforge parcels --roads ...` = parcels generate
+    # need a running Label Studio: generated commands, not pipeline steps (cli/label.py)
+    ("label", "push"),
+    ("label", "pull"),
 }
 
 # values for required fields where a generic placeholder would not validate
@@ -38,6 +41,9 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "parcels": {"roads": "roads.gpkg"},
     "train_sequence": {"regions": {"a": "chips/a"}},
     "cross_domain": {"regions": {"a": "chips/a"}},
+    "grade": {"predictions": "p.parquet"},  # predictions or parcels: one is needed
+    "curate_similar": {"patches": "p1"},  # a query: patch ids or a new image
+    "change_evaluate": {"pred": "maps", "truth1": "a.tif", "truth2": "b.tif"},  # maps mode
 }
 
 # the built-in stages (tests register their own toy stages too)

@@ -37,6 +37,11 @@ _COMMAND_MODULES = (
     "taxonomy",
     "synth",
     "parcels",
+    "change",
+    "prep",
+    "curate",
+    "dataset",
+    "label",
 )
 
 
@@ -79,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             # every command reports its warnings the same way: one line each on stderr
             warnings.simplefilter("always", UserWarning)
+            if not debug:  # libraries' deprecations are for developers, not map makers
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", PendingDeprecationWarning)
             warnings.showwarning = _show_warning
             code = app(args=args, prog_name="landforge", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into exit status 130

@@ -120,6 +120,8 @@ def evaluate_prediction(
     split_blocks: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     quiet: bool = False,
+    buildings: str | os.PathLike[str] | None = None,
+    pred_buildings: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate a prediction: tables when ``pred_col``/``truth_col`` are given, else rasters.
@@ -135,23 +137,61 @@ def evaluate_prediction(
             ``split_blocks.gpkg``): evaluate only inside the blocks of ``opts.split``.
         out: optional path of the metrics JSON (written atomically).
         quiet: no progress bar.
+        buildings: true building footprints with the use column ``opts.use_col``:
+            adds building-level scores under ``buildings``
+            (:mod:`landforge.evaluation.buildings`; rasters only).
+        pred_buildings: predicted footprints (e.g. ``landforge vectorize`` output),
+            matched to ``buildings`` at IoU >= ``opts.match_iou``.
         **overrides: fields of ``opts`` to replace.
 
     Returns:
         The ``landforge-metrics/1`` dictionary.
 
     Raises:
-        OptionError: a table given without the columns to compare.
-        InputError: see :func:`evaluate_rasters` and :func:`evaluate_tables`.
+        OptionError: a table given without the columns to compare; building options
+            with tables or predicted buildings without true ones.
+        InputError: see :func:`evaluate_rasters`, :func:`evaluate_tables` and
+            :func:`~landforge.evaluation.buildings.evaluate_buildings`.
     """
     o = EvaluateOptions.build(opts, **overrides)
+    if pred_buildings is not None and buildings is None:
+        raise OptionError("pred_buildings", "needs buildings (the true footprints)")
     if o.tables:
+        if buildings is not None:
+            raise OptionError("buildings", "building-level scores need a predicted class raster")
         return evaluate_tables(pred, truth, opts=o, mask=mask, split_blocks=split_blocks, out=out)
     if is_table_path(pred) or is_table_path(truth):
         raise OptionError("pred_col", "tables need pred_col and truth_col")
-    return evaluate_rasters(
-        pred, truth, o, mask=mask, split_blocks=split_blocks, out=out, quiet=quiet
+    metrics = evaluate_rasters(
+        pred,
+        truth,
+        o,
+        mask=mask,
+        split_blocks=split_blocks,
+        out=None if buildings is not None else out,
+        quiet=quiet,
     )
+    if buildings is not None:
+        from landforge.evaluation.buildings import evaluate_buildings
+
+        region = load_region(mask, split_blocks, o.split)
+        spec = resolve_classes(o.class_arg(), o.ignore_values())
+        metrics["buildings"] = evaluate_buildings(
+            pred,
+            buildings,
+            use_col=o.use_col,
+            labels=spec.labels,
+            names=spec.names,
+            pred_buildings=pred_buildings,
+            match_iou=o.match_iou,
+            region=region,
+            band=o.band,
+            ignore=spec.ignore,
+            block=o.block,
+        )
+        if out is not None:
+            write_metrics(metrics, out)
+    return metrics
 
 
 def evaluate_rasters(

@@ -84,6 +84,17 @@ class EvaluateOptions(Options):
     key: str | None = Field(None, description="Column joining the two tables.")
     block: int = Field(1024, ge=1, description="Block size of the windowed raster read.")
     band: int = Field(1, ge=1, description="1-based band of both rasters.")
+    use_col: str = Field(
+        "use",
+        min_length=1,
+        description="With buildings: the column of true building uses (class values or names).",
+    )
+    match_iou: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="With pred_buildings: IoU a predicted building needs to match a true one.",
+    )
     split: str = Field(
         "test",
         min_length=1,

@@ -317,6 +317,7 @@ def _segmentation_section(rel: str, m: Mapping[str, Any]) -> str:
     parts.append("<h3>Headline metrics</h3>")
     parts.append(_table(["metric", "model", bl, "model − baseline"], rows))
     parts.append(_per_class_table(m.get("per_class") or {}))
+    parts.append(_buildings_section(m.get("buildings") or {}))
     parts.append(_matrix_figures(rel, m))
     parts.append("</section>")
     return "".join(parts)
@@ -342,6 +343,44 @@ def _per_class_table(per_class: Mapping[str, Any]) -> str:
     ]
     head = ["class", "value", "support", "predicted", "precision", "recall", "F1", "IoU"]
     return "<h3>Per class</h3>" + _table([*head, "one-vs-rest acc."], rows)
+
+
+def _buildings_section(b: Mapping[str, Any]) -> str:
+    """Building-level scores (``evaluate --buildings``): "" when there are none."""
+    if not b:
+        return ""
+    parts = ["<h3>Per building</h3>"]
+    meta = [
+        f"use by majority of the predicted use pixels in each footprint ({_esc(b.get('use_col'))})"
+    ]
+    if b.get("evaluated_on"):
+        meta.append(f"evaluated on {_esc(evaluated_on_text(b))}")
+    parts.append(f'<p class="muted">{" · ".join(meta)}</p>')
+    for key, title in (
+        ("true_footprints", "true footprints"),
+        ("predicted_footprints", "predicted footprints"),
+    ):
+        s = b.get(key)
+        if not s:
+            continue
+        base = s.get("baseline") or {}
+        line = (
+            f"<b>{_esc(title)}</b>: {_fmt(s.get('n'))} buildings · OA "
+            f"{_fmt(s.get('overall_accuracy'), 'pct')} (majority "
+            f"{_fmt(base.get('overall_accuracy'), 'pct')}) · kappa {_fmt(s.get('kappa'), 'num')}"
+            f" · macro F1 {_fmt(s.get('macro_f1'), 'pct')} · no use predicted "
+            f"{_fmt(s.get('n_no_use_predicted'))}"
+        )
+        det = s.get("detection") or {}
+        if det:
+            line += (
+                f" · matched at IoU ≥ {_fmt(det.get('min_iou'), 'num')}: "
+                f"{_fmt(det.get('n_matched'))} of {_fmt(det.get('n_predicted'))}"
+                f" predicted / {_fmt(det.get('n_true'))} true"
+            )
+        parts.append(f"<p>{line}</p>")
+        parts.append(_per_class_table(s.get("per_class") or {}).replace("<h3>Per class</h3>", ""))
+    return "".join(parts)
 
 
 def _matrix_figures(rel: str, m: Mapping[str, Any]) -> str:

@@ -38,18 +38,17 @@ from rasterio.windows import Window
 
 from landforge.errors import InputError
 from landforge.io.atomic import (
-    atomic_path,
     ensure_writable_parent,
     remove_stale_temporaries,
     temp_sibling,
 )
 from landforge.io.raster import (
-    COG_CACHE_MB,
     READ_ERRORS,
     RasterGrid,
-    _cog_options,
     bounded_read_cache,
+    cog_options,
     open_raster,
+    stage_to_cog,
 )
 
 __all__ = [
@@ -282,7 +281,7 @@ class TiledStage:
         self.stage = temp_sibling(self.final, ".stage.tif")
         profile = grid.profile(1, self.dtype, nodata)
         profile.update(
-            tiled=True, blockxsize=tile, blockysize=tile, compress="deflate", zlevel=1,
+            tiled=True, blockxsize=tile, blockysize=tile, compress="zstd", zstd_level=1,
             BIGTIFF="IF_SAFER",
         )  # fmt: skip
         self.ds = rasterio.open(self.stage, "w", **profile)
@@ -298,14 +297,8 @@ class TiledStage:
     def finish(self) -> Path:
         """Convert the staged raster to the final COG (atomically); return its path."""
         self.ds.close()
-        cog = _cog_options(self.dtype)  # the options of every landforge COG
-        try:
-            env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": COG_CACHE_MB}
-            with atomic_path(self.final) as tmp, rasterio.Env(**env):
-                rasterio.shutil.copy(self.stage, tmp, **cog)
-        finally:
-            self.stage.unlink(missing_ok=True)
-        return self.final
+        # the options, GDAL settings and failure handling of every landforge COG
+        return stage_to_cog(self.stage, self.final, cog_options(self.dtype))
 
     def abort(self) -> None:
         """Close and delete the staged raster after a failure."""

@@ -41,6 +41,10 @@ __all__ = [
     "read_raster",
     "read_grid",
     "write_cog",
+    "cog_options",
+    "stage_to_cog",
+    "COG_COMPRESSION",
+    "COG_THREADS",
     "iter_blocks",
     "check_same_grid",
     "resample_to_grid",
@@ -268,9 +272,6 @@ def iter_blocks(grid: RasterGrid | tuple[int, int], block: int = 1024) -> Iterat
             yield Window(col, row, min(block, width - col), min(block, height - row))
 
 
-_MEMORY_STAGING_BYTES = 256 * 2**20
-
-
 def write_cog(
     path: str | os.PathLike[str],
     array: np.ndarray,
@@ -279,67 +280,170 @@ def write_cog(
     band_descriptions: Sequence[str] | None = None,
     colormap: Mapping[int, tuple[int, int, int]] | None = None,
     tags: Mapping[str, Any] | None = None,
-    compress: str = "DEFLATE",
+    compress: str | None = None,
     blocksize: int = 512,
     overview_resampling: str | None = None,
+    level: int | None = None,
+    max_z_error: float | None = None,
 ) -> Path:
     """Write ``array`` (bands, rows, cols) or (rows, cols) as a Cloud-Optimised GeoTIFF.
 
-    Written atomically through GDAL's COG driver: tiled, compressed, with overviews,
-    CRS, nodata, band descriptions and optional colour table (single-band uint8).
+    Written atomically through GDAL's COG driver: tiled, compressed (by default
+    :data:`COG_COMPRESSION` for the array's data type, see :func:`cog_options`), with
+    overviews, CRS, nodata, band descriptions and optional colour table (single-band
+    uint8). The array is staged on disk strip by strip (:class:`StagedCOG`), so the
+    write never holds a second copy of it.
     """
     arr = np.asarray(array)
     if arr.ndim == 2:
         arr = arr[None]
     if arr.shape[1:] != grid.shape:
         raise ValueError(f"array shape {arr.shape[1:]} does not match grid {grid.shape}")
-    cog = _cog_options(arr.dtype, compress, blocksize, overview_resampling)
-    if arr.nbytes > _MEMORY_STAGING_BYTES:
-        # large: staged in a scratch file, so the copy does not double the memory in use
-        staged = StagedCOG(
-            path, grid, arr.shape[0], arr.dtype, nodata, band_descriptions, colormap,
-            {k: str(v) for k, v in (tags or {}).items()}, cog_options=cog,
-        )  # fmt: skip
-        try:
-            staged.write(arr, 0)
-        except BaseException:
-            staged.abort()
-            raise
-        return staged.finish()
-    final = Path(path)
-    with atomic_path(final) as tmp, rasterio.MemoryFile() as mem:
-        profile = grid.profile(arr.shape[0], arr.dtype, nodata)
-        profile.update(tiled=True, blockxsize=blocksize, blockysize=blocksize)
-        with mem.open(**profile) as dst:
-            dst.write(arr)
-            _describe(dst, band_descriptions, colormap, tags)
-        with mem.open() as src:
-            rasterio.shutil.copy(src, tmp, **cog)
-    return final
+    cog = cog_options(arr.dtype, compress, blocksize, overview_resampling, level, max_z_error)
+    staged = StagedCOG(
+        path, grid, arr.shape[0], arr.dtype, nodata, band_descriptions, colormap,
+        {k: str(v) for k, v in (tags or {}).items()}, cog_options=cog,
+    )  # fmt: skip
+    try:
+        rows = max(1, _STRIP_BYTES // max(arr.shape[0] * arr.shape[2] * arr.itemsize, 1))
+        for row in range(0, arr.shape[1], rows):
+            staged.write(arr[:, row : row + rows], row)
+    except BaseException:
+        staged.abort()
+        raise
+    return staged.finish()
 
+
+#: Rows handed to GDAL at a time when :func:`write_cog` stages an in-memory array.
+_STRIP_BYTES = 16 * 2**20
 
 COG_CACHE_MB = 256
 """GDAL block cache (MB) while a staged raster is converted to a COG."""
 
+COG_THREADS = "ALL_CPUS"
+"""Threads GDAL compresses COG tiles with (``NUM_THREADS``); ``LANDFORGE_COG_THREADS`` wins."""
+
+COG_COMPRESSION: dict[str, tuple[str, int]] = {"float": ("ZSTD", 1), "integer": ("ZSTD", 1)}
+"""Default (codec, level) of a COG by data type, chosen by measurement (docs/scaling.md).
+
+With a predictor (floating point, 3, for float bands; horizontal, 2, for integers) ZSTD
+level 1 compresses POI maps and class maps within a few per cent of DEFLATE level 6 and
+ZSTD level 9 at a fraction of the CPU time.
+"""
+
+LOSSLESS_CODECS = frozenset({"DEFLATE", "LZW", "ZSTD", "LZMA", "NONE"})
+LERC_CODECS = frozenset({"LERC", "LERC_DEFLATE", "LERC_ZSTD"})
+
+#: Staging files up to this size are uncompressed (cheapest to write and to read back);
+#: larger ones are compressed with ZSTD level 1 to bound the scratch disk they take.
+STAGE_RAW_MAX_BYTES = 2 * 2**30
+
+
+def cog_threads() -> str:
+    """``NUM_THREADS`` for GDAL's COG writes: ``LANDFORGE_COG_THREADS`` or :data:`COG_THREADS`."""
+    return os.environ.get("LANDFORGE_COG_THREADS", COG_THREADS)
+
+
+def cog_options(
+    dtype: Any,
+    compress: str | None = None,
+    blocksize: int = 512,
+    overview_resampling: str | None = None,
+    level: int | None = None,
+    max_z_error: float | None = None,
+) -> dict[str, Any]:
+    """GDAL COG creation options for bands of ``dtype``.
+
+    ``compress`` defaults to :data:`COG_COMPRESSION` for the data type (with its
+    level unless ``level`` is given); lossless codecs get the floating-point predictor
+    for float bands and the horizontal one for integers. LERC codecs are lossy and need
+    ``max_z_error`` (the largest absolute error allowed per pixel, e.g. 1e-3 for
+    probabilities): only on the user's explicit request.
+    """
+    integer = not np.issubdtype(np.dtype(dtype), np.floating)
+    default, default_level = COG_COMPRESSION["integer" if integer else "float"]
+    codec = (compress or default).upper()
+    if codec not in LOSSLESS_CODECS | LERC_CODECS:
+        raise ValueError(f"unknown COG compression {compress!r}")
+    options: dict[str, Any] = {
+        "driver": "COG",
+        "compress": codec,
+        "blocksize": blocksize,
+        "overview_resampling": overview_resampling or ("nearest" if integer else "average"),
+        "num_threads": cog_threads(),
+        "BIGTIFF": "IF_SAFER",
+    }
+    if codec in {"DEFLATE", "LZW", "ZSTD"}:
+        options["predictor"] = 2 if integer else 3
+    if level is not None:
+        options["level"] = level
+    elif codec == default:  # the measured level; other codecs keep GDAL's default
+        options["level"] = default_level
+    if codec in LERC_CODECS:
+        if max_z_error is None:
+            raise ValueError(f"{codec} is lossy: give max_z_error (the largest error allowed)")
+        options["max_z_error"] = max_z_error
+    elif max_z_error is not None:
+        raise ValueError(f"max_z_error applies to LERC compression, not {codec}")
+    return options
+
 
 def _cog_options(
     dtype: Any,
-    compress: str = "DEFLATE",
+    compress: str | None = None,
     blocksize: int = 512,
     overview_resampling: str | None = None,
 ) -> dict[str, Any]:
-    """GDAL COG creation options: compression with the right predictor, overviews."""
-    integer = np.issubdtype(np.dtype(dtype), np.integer)
-    options: dict[str, Any] = {
-        "driver": "COG",
-        "compress": compress,
-        "blocksize": blocksize,
-        "overview_resampling": overview_resampling or ("nearest" if integer else "average"),
-        "BIGTIFF": "IF_SAFER",
+    """:func:`cog_options` under its former private name (kept for callers)."""
+    return cog_options(dtype, compress, blocksize, overview_resampling)
+
+
+def _cog_env(cog: Mapping[str, Any]) -> dict[str, Any]:
+    """GDAL configuration while a staged raster is copied to a COG.
+
+    * ``GDAL_CACHEMAX``: GDAL's block cache defaults to 5 % of RAM and fills up while
+      the COG driver copies a large raster and builds its overviews; bounded at
+      :data:`COG_CACHE_MB` so memory stays flat with the raster size.
+    * ``COG_TMP_COMPRESSION=NONE``: the COG driver first writes the overviews to a
+      temporary file beside the output, by default ZSTD-compressed at ZSTD's default
+      level in 128-pixel tiles, recompressed as they fill: measured at 85 % of the
+      whole write of POI maps (docs/scaling.md). Uncompressed, it costs disk (a third
+      of the raster) instead; the tiles are compressed once, in the final file.
+    * ``GDAL_TIFF_OVR_BLOCKSIZE``: that temporary file in the COG's own tiles.
+
+    A variable the user set in the environment wins.
+    """
+    env: dict[str, Any] = {
+        "GDAL_CACHEMAX": COG_CACHE_MB,
+        "COG_TMP_COMPRESSION": "NONE",
+        "ZSTD_LEVEL_OVERVIEW": 1,  # if a GDAL ignores COG_TMP_COMPRESSION
+        "GDAL_TIFF_OVR_BLOCKSIZE": int(cog.get("blocksize", 512)),
     }
-    if compress.upper() in {"DEFLATE", "LZW", "ZSTD"}:
-        options["predictor"] = 2 if integer else 3
-    return options
+    return {k: v for k, v in env.items() if k not in os.environ}
+
+
+#: The exceptions of a failed GDAL write (a full or failing disk).
+_WRITE_ERRORS: tuple[type[BaseException], ...] = (*READ_ERRORS, OSError)
+
+
+def stage_to_cog(stage: Path, final: Path, cog: Mapping[str, Any]) -> Path:
+    """Copy the staged GeoTIFF ``stage`` to the COG ``final`` atomically; delete ``stage``.
+
+    A failed write (a full or failing disk) raises InputError naming ``final`` and
+    leaves neither a partial output nor the temporaries.
+    """
+    try:
+        with atomic_path(final) as tmp, rasterio.Env(**_cog_env(cog)):
+            try:
+                rasterio.shutil.copy(stage, tmp, **cog)
+            except _WRITE_ERRORS as exc:
+                raise InputError(final, f"cannot write the COG ({_gdal_text(exc, tmp)})") from None
+            finally:
+                for leftover in tmp.parent.glob(f"{tmp.name}.*.tmp"):  # GDAL's own temporaries
+                    leftover.unlink(missing_ok=True)
+    finally:
+        stage.unlink(missing_ok=True)
+    return final
 
 
 def _describe(
@@ -362,7 +466,9 @@ class StagedCOG:
     For outputs too large to hold whole: ``write(rows_array, row)`` full-width strips
     in any order, then ``finish()`` copies the staging file to a COG atomically (or
     ``abort()`` removes it). The staging file is striped one row per strip, so every
-    strip write is whole blocks (no read-modify-write of compressed tiles).
+    strip write is whole blocks (no read-modify-write), and uncompressed up to
+    :data:`STAGE_RAW_MAX_BYTES` (ZSTD level 1 above): the tiles are compressed once,
+    by the COG copy, in :data:`COG_THREADS` threads.
     """
 
     def __init__(
@@ -385,8 +491,18 @@ class StagedCOG:
         remove_stale_temporaries(self.final)
         self.stage = temp_sibling(self.final, ".stage.tif")
         profile = grid.profile(count, self.dtype, nodata)
-        profile.update(tiled=False, blockysize=1, compress="deflate", zlevel=1, BIGTIFF="IF_SAFER")
-        self.ds = rasterio.open(self.stage, "w", **profile)
+        # one row per strip: every strip write is whole blocks, written straight to
+        # disk. (Staged in the COG's tiles instead, the COG copy takes 20 % less CPU,
+        # but partly written tiles wait in GDAL's block cache: +258 MiB at 4096² x 3
+        # float32 against +98 MiB striped, growing with the raster up to the cache.)
+        profile.update(tiled=False, blockysize=1, BIGTIFF="IF_SAFER")
+        if count * self.dtype.itemsize * grid.width * grid.height > STAGE_RAW_MAX_BYTES:
+            profile.update(compress="zstd", zstd_level=1)
+        try:
+            self.ds = rasterio.open(self.stage, "w", **profile)
+        except READ_ERRORS as exc:
+            self.stage.unlink(missing_ok=True)
+            raise InputError(self.final, f"cannot write ({_gdal_text(exc, self.stage)})") from None
         _describe(self.ds, descriptions, colormap, tags)
         if scale is not None:
             self.ds.scales = [scale] * count
@@ -395,21 +511,19 @@ class StagedCOG:
     def write(self, array: np.ndarray, row: int) -> None:
         """Write a full-width strip (bands, rows, width) starting at ``row``."""
         arr = array if array.ndim == 3 else array[None]
-        self.ds.write(arr, window=Window(0, row, arr.shape[2], arr.shape[1]))
+        try:
+            self.ds.write(arr, window=Window(0, row, arr.shape[2], arr.shape[1]))
+        except READ_ERRORS as exc:
+            raise InputError(self.final, f"cannot write ({_gdal_text(exc, self.stage)})") from None
 
     def finish(self) -> Path:
         """Convert the staged raster to the final COG (atomically); return its path."""
-        self.ds.close()
         try:
-            # GDAL's block cache defaults to 5 % of RAM and fills up while the COG driver
-            # copies a large raster and builds its overviews: bound it unless the user
-            # chose a size (GDAL_CACHEMAX), so memory stays flat with the raster size.
-            env = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": COG_CACHE_MB}
-            with atomic_path(self.final) as tmp, rasterio.Env(**env):
-                rasterio.shutil.copy(self.stage, tmp, **self.cog_options)
-        finally:
+            self.ds.close()
+        except READ_ERRORS as exc:
             self.stage.unlink(missing_ok=True)
-        return self.final
+            raise InputError(self.final, f"cannot write ({_gdal_text(exc, self.stage)})") from None
+        return stage_to_cog(self.stage, self.final, self.cog_options)
 
     def abort(self) -> None:
         """Close and delete the staged raster after a failure."""

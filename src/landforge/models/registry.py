@@ -36,6 +36,11 @@ _MODULES = (
     "landforge.models.multitask_unet",
     "landforge.models.hrnet_ocr",
     "landforge.models.baselines",
+    "landforge.models.utae",
+    "landforge.models.fusu_net",
+    "landforge.models.change_baselines",
+    "landforge.models.inception_time",
+    "landforge.models.parcel_fusion",
 )
 
 

@@ -10,25 +10,38 @@ style is blended towards a dense variant (:data:`DENSE_STYLES`: deep street-fron
 with narrow gaps and courtyards, as in perimeter-block city centres) by its distance
 from the centre, so the core reaches the building coverage of a real city centre while
 the outer rings keep free-standing rows with sun spacing.
+
+Use ambiguity (``synth city --use-ambiguity A``): in real cities many residential,
+commercial and public buildings look alike from above. With ``A > 0`` each urban parcel
+is, with probability ``A``, given a *look*: a style code drawn from :data:`POOLED_LOOKS`
+(the same distribution whatever the parcel's use), whose size, shape and height its
+buildings take (and, in :mod:`landforge.synth.imagery`, whose roof palette). Their use
+stays the parcel's. The draws come from their own stream keyed by parcel_id
+(:func:`pooled_looks`), so ``A = 0`` leaves every other draw, and every file, unchanged,
+and the parcels pooled at a smaller ``A`` are also pooled at a larger one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import geopandas as gpd
 import numpy as np
 import shapely
 
-from landforge.synth.layout import CityFrame
+from landforge.synth.layout import CityFrame, component_rng
 from landforge.synth.parcels import PRIMARY_OF, RCI_OF_PRIMARY
 
 __all__ = [
     "BuildingStyle",
     "DENSE_STYLES",
+    "POOLED_LOOKS",
     "STYLES",
+    "appearance_uses",
     "centrality",
     "place_buildings",
+    "pooled_looks",
     "rci_of_code",
 ]
 
@@ -91,6 +104,59 @@ _DENSE_FULL, _DENSE_NONE = 0.3, 0.6
 
 # Uses with no buildings at all: water, natural / blank land.
 _EMPTY = {"E1", "E9"}
+
+
+#: Use-independent model of a building's look: style codes and their weights, the mean
+#: number of parcels per code in the default 3 km city (seeds 0 and 1; ours). Only
+#: parcels of these urban codes can be pooled; farmland, parks, water keep their style.
+POOLED_LOOKS: dict[str, float] = {
+    "R1": 10,
+    "R2": 68,
+    "R3": 15,
+    "B1": 24,
+    "B2": 10,
+    "A1": 4,
+    "A3": 14,
+    "A5": 11,
+    "M1": 26,
+    "M2": 12,
+    "W1": 15,
+}
+
+
+def pooled_looks(parcels: gpd.GeoDataFrame, seed: int, ambiguity: float) -> dict[int, str]:
+    """parcel_id -> look (a style code of :data:`POOLED_LOOKS`) of the pooled parcels.
+
+    A parcel of a :data:`POOLED_LOOKS` code is pooled when its uniform draw is below
+    ``ambiguity``; its look is drawn from the pooled weights, independently of its use.
+    Both draws are keyed by parcel_id (stream ``use_ambiguity``): the same parcel gets
+    the same look in both epochs, and pooled sets are nested in ``ambiguity``.
+    """
+    if ambiguity <= 0 or not len(parcels):
+        return {}
+    ids = parcels["parcel_id"].to_numpy().astype(np.int64)
+    codes = parcels["use_secondary"].to_numpy()
+    draws = component_rng(seed, "use_ambiguity").random((int(ids.max()) + 1, 2))[ids]
+    looks = list(POOLED_LOOKS)
+    cum = np.cumsum(list(POOLED_LOOKS.values()), dtype=float)
+    pick = np.minimum(np.searchsorted(cum / cum[-1], draws[:, 1], side="right"), len(looks) - 1)
+    pooled = np.isin(codes, looks) & (draws[:, 0] < ambiguity)
+    return {int(i): looks[int(k)] for i, k in zip(ids[pooled], pick[pooled], strict=True)}
+
+
+def appearance_uses(buildings: gpd.GeoDataFrame, looks: Mapping[int, str]) -> np.ndarray:
+    """The use whose roof palette each building wears: its look's use where pooled."""
+    uses = buildings["use"].to_numpy().astype(object)
+    if not looks or not len(buildings):
+        return uses
+    pids = buildings["parcel_id"].to_numpy()
+    return np.array(
+        [
+            rci_of_code(looks[int(p)]) if int(p) in looks else u
+            for p, u in zip(pids, uses, strict=True)
+        ],
+        dtype=object,
+    )
 
 
 def rci_of_code(code: str) -> str:
@@ -260,6 +326,7 @@ def place_buildings(
     first_id: int = 1,
     mixed_share: float = 0.35,
     frame: CityFrame | None = None,
+    looks: Mapping[int, str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Footprints for every parcel of ``parcels`` (needs use_secondary, mixed, use_secondary_2).
 
@@ -270,6 +337,8 @@ def place_buildings(
         mixed_share: share of the buildings of a mixed parcel that take its second use.
         frame: the city frame; when given, parcels near the centre build to the dense
             variants of their style (:func:`centrality`); without it, base styles only.
+        looks: parcel_id -> style code (:func:`pooled_looks`): these parcels build to
+            that style (size, shape, height) instead of their use's; uses are unchanged.
 
     Returns:
         GeoDataFrame (no CRS) with building_id, parcel_id, use, height_m, geometry.
@@ -282,9 +351,10 @@ def place_buildings(
         code = row.use_secondary
         if code in _EMPTY or code not in STYLES:
             continue
-        style = STYLES[code]
-        if code in DENSE_STYLES:
-            style = _blend(style, DENSE_STYLES[code], float(dense[k]))
+        look = looks.get(int(row.parcel_id), code) if looks else code
+        style = STYLES[look]
+        if look in DENSE_STYLES:
+            style = _blend(style, DENSE_STYLES[look], float(dense[k]))
         parcel = geoms[k]
         inner = shapely.buffer(parcel, -style.setback, join_style="mitre")
         if inner.is_empty:
@@ -326,7 +396,7 @@ def place_buildings(
                 other = rci_of_code(row.use_secondary_2)
                 uses = [other if s else u for s, u in zip(second, uses, strict=True)]
                 # a second use builds to its own height (shop podium, warehouse)
-                h2 = STYLES.get(row.use_secondary_2, style).height
+                h2 = style.height if look != code else STYLES.get(row.use_secondary_2, style).height
                 heights[second] = np.maximum(3.0, h2[0] * rng.lognormal(0.0, h2[1], second.sum()))
         pieces.append((polys, np.full(len(polys), row.parcel_id), uses, heights))
     if not pieces:

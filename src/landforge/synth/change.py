@@ -14,7 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from landforge.synth.buildings import place_buildings
+from landforge.synth.buildings import place_buildings, pooled_looks
 from landforge.synth.layout import CityFrame, component_rng
 from landforge.synth.parcels import PRIMARY_OF, PRIMARY_VALUE
 
@@ -50,11 +50,14 @@ def make_epoch2(
     seed: int,
     rate: float = 0.07,
     frame: CityFrame | None = None,
+    ambiguity: float = 0.0,
 ) -> Epoch2:
     """Apply construction, demolition and change of use to ``rate`` of the parcels.
 
     ``frame`` (the city frame) lets new buildings near the centre build densely, as in
-    epoch 1 (see :func:`landforge.synth.buildings.place_buildings`).
+    epoch 1 (see :func:`landforge.synth.buildings.place_buildings`); ``ambiguity`` gives
+    that share of rebuilt urban parcels a use-independent look (as in epoch 1, by
+    :func:`landforge.synth.buildings.pooled_looks`).
     """
     rng = component_rng(seed, "change")
     n_total = max(1, int(round(rate * len(parcels))))
@@ -103,7 +106,11 @@ def make_epoch2(
     rebuilt_ids = changes.loc[changes["kind"] != "demolition", "parcel_id"]
     first_id = int(buildings["building_id"].max()) + 1 if len(buildings) else 1
     new = place_buildings(
-        p2[p2["parcel_id"].isin(rebuilt_ids)], rng, first_id=first_id, frame=frame
+        p2[p2["parcel_id"].isin(rebuilt_ids)],
+        rng,
+        first_id=first_id,
+        frame=frame,
+        looks=pooled_looks(p2, seed, ambiguity),
     )
     new = new.set_crs(buildings.crs) if buildings.crs is not None else new
     b2 = pd.concat([kept, new], ignore_index=True) if len(new) else kept.reset_index(drop=True)

@@ -28,7 +28,7 @@ from landforge.io.atomic import atomic_dir
 from landforge.io.raster import RasterGrid, write_cog
 from landforge.io.vector import write_vector
 from landforge.progress import track
-from landforge.synth.buildings import place_buildings
+from landforge.synth.buildings import appearance_uses, place_buildings, pooled_looks
 from landforge.synth.change import make_epoch2
 from landforge.synth.imagery import Illumination, render_image
 from landforge.synth.labels import building_use_raster, footprint_raster, landuse_raster
@@ -132,7 +132,8 @@ def make_city(
             the two epochs), ``t2``, ``s2``, ``s1``, ``population`` (write the second
             epoch, the Sentinel-2 / Sentinel-1 monthly stacks and the hourly population
             table), ``months`` and ``start_month`` (the monthly Sentinel scenes),
-            ``quiet`` (no progress bar).
+            ``use_ambiguity`` (share of urban parcels whose buildings look use-independent,
+            see :func:`~landforge.synth.buildings.pooled_looks`), ``quiet`` (no progress bar).
         **overrides: fields of ``opts`` to replace, e.g. ``make_city(out, seed=1)``.
 
     Returns:
@@ -205,7 +206,10 @@ def _vectors(b: _Build) -> None:
     polys = road_buffers(roads)
     parcels = make_parcels(frame, polys, make_lake(frame, seed))
     parcels = assign_uses(parcels, roads, frame, seed, b.o.mixed_rate).set_crs(crs)
-    buildings = place_buildings(parcels, component_rng(seed, "buildings"), frame=frame).set_crs(crs)
+    looks = pooled_looks(parcels, seed, b.o.use_ambiguity)
+    buildings = place_buildings(
+        parcels, component_rng(seed, "buildings"), frame=frame, looks=looks
+    ).set_crs(crs)
     pois = make_pois(parcels, buildings, frame.boundary, component_rng(seed, "pois"), crs)
     b.state.update(
         roads=roads, road_polygons=polys, parcels=parcels, buildings=buildings, pois=pois
@@ -229,6 +233,7 @@ def _image(b: _Build) -> None:
         seed,
         Illumination(),
         component_rng(seed, "image_sensor"),
+        roof_uses=_roof_uses(b, st["parcels"], st["buildings"]),
     )
     write_cog(
         b.tmp / "image.tif",
@@ -237,6 +242,15 @@ def _image(b: _Build) -> None:
         band_descriptions=["red", "green", "blue", "nir"],
         tags={"landforge_synth_seed": seed, "gsd_m": b.o.gsd},
     )
+
+
+def _roof_uses(
+    b: _Build, parcels: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame
+) -> np.ndarray | None:
+    """Roof palette use per building under use ambiguity (None: each its own use)."""
+    if b.o.use_ambiguity <= 0:
+        return None
+    return appearance_uses(buildings, pooled_looks(parcels, b.o.seed, b.o.use_ambiguity))
 
 
 def _labels(b: _Build) -> None:
@@ -249,7 +263,14 @@ def _labels(b: _Build) -> None:
 def _epoch2(b: _Build) -> None:
     """The second epoch: changed parcels and buildings, its image, labels and change map."""
     st, seed, grid = b.state, b.o.seed, b.grid
-    e2 = make_epoch2(st["parcels"], st["buildings"], seed, b.o.change_rate, frame=b.frame)
+    e2 = make_epoch2(
+        st["parcels"],
+        st["buildings"],
+        seed,
+        b.o.change_rate,
+        frame=b.frame,
+        ambiguity=b.o.use_ambiguity,
+    )
     d = b.tmp / "t2"
     write_vector(e2.parcels, d / "parcels.gpkg", layer="parcels")
     write_vector(e2.buildings, d / "buildings.gpkg", layer="buildings")
@@ -265,6 +286,7 @@ def _epoch2(b: _Build) -> None:
         light,
         component_rng(seed, "image_t2", 1),
         bare_parcel_ids=e2.bare_parcel_ids,
+        roof_uses=_roof_uses(b, e2.parcels, e2.buildings),
     )
     write_cog(
         d / "image.tif",
@@ -298,11 +320,12 @@ def _sentinel(b: _Build) -> None:
 
 
 def _people(b: _Build) -> None:
-    """The hourly population table."""
-    from landforge.synth.population import population_table
+    """The hourly population table, and day 0 as 24 hourly rasters (population/)."""
+    from landforge.synth.population import population_table, write_population_rasters
 
     table = population_table(b.state["parcels"], b.o.seed)
     table.to_parquet(b.tmp / "population.parquet", index=False)
+    write_population_rasters(b.state["parcels"], table, b.frame.bounds, b.tmp / "population")
 
 
 def _write_boundary(path: Path, frame: CityFrame, crs: CRS) -> None:

@@ -113,8 +113,14 @@ def ground_cover(code: str | None) -> tuple[np.ndarray, float, float, float]:
     return np.asarray(colour, np.float32), green, trees, texture
 
 
-def _roof_table(buildings: gpd.GeoDataFrame, seed: int) -> np.ndarray:
-    """Roof RGB per building row (n, 3); drawn by building_id so epochs agree."""
+def _roof_table(
+    buildings: gpd.GeoDataFrame, seed: int, roof_uses: np.ndarray | None = None
+) -> np.ndarray:
+    """Roof RGB per building row (n, 3); drawn by building_id so epochs agree.
+
+    ``roof_uses`` (one per row) picks the palette instead of the ``use`` column: the
+    look of a building whose appearance is independent of its use (use ambiguity).
+    """
     ids = buildings["building_id"].to_numpy()
     n_ids = int(ids.max()) + 1 if len(ids) else 1
     rng = component_rng(seed, "roof_colours")
@@ -122,7 +128,7 @@ def _roof_table(buildings: gpd.GeoDataFrame, seed: int) -> np.ndarray:
     jitter = rng.normal(0, 5, (n_ids, 3))[ids]
     shade = rng.normal(0, 12, n_ids)[ids]  # brightness shared by the three bands
     out = np.zeros((len(ids), 3), np.float32)
-    uses = buildings["use"].to_numpy()
+    uses = buildings["use"].to_numpy() if roof_uses is None else np.asarray(roof_uses)
     for use, (palette, weights) in _ROOFS.items():
         sel = uses == use
         k = np.searchsorted(np.cumsum(weights) / np.sum(weights), u[sel])
@@ -150,6 +156,7 @@ def render_image(
     light: Illumination,
     sensor_rng: np.random.Generator,
     bare_parcel_ids: Collection[int] = (),
+    roof_uses: np.ndarray | None = None,
 ) -> np.ndarray:
     """Render the 4-band uint8 image (R, G, B, NIR) of the city on ``grid``.
 
@@ -163,6 +170,7 @@ def render_image(
         light: acquisition conditions (differ between epochs).
         sensor_rng: stream for sensor noise (differs between epochs).
         bare_parcel_ids: parcels shown as freshly cleared ground (demolition sites).
+        roof_uses: per building, the use whose roof palette it wears (default: its use).
 
     Returns:
         uint8 array (4, height, width).
@@ -245,7 +253,9 @@ def render_image(
     crop_px = crop[pidx] & ~road & ~roof
     tex = texture_lut[pidx]
 
-    roof_rgb = _roof_table(buildings, seed) if len(buildings) else np.zeros((0, 3), np.float32)
+    roof_rgb = (
+        _roof_table(buildings, seed, roof_uses) if len(buildings) else np.zeros((0, 3), np.float32)
+    )
     roof_lut = np.zeros((len(buildings) + 1, 4), np.float32)
     roof_lut[1:, :3] = roof_rgb
     roof_lut[1:, 3] = roof_rgb.mean(axis=1) * 0.9  # roofs reflect NIR like their grey level

@@ -30,6 +30,7 @@ _STREAMS = {
     "population": 11,
     "roof_colours": 12,
     "image_t2": 13,
+    "use_ambiguity": 14,
 }
 
 

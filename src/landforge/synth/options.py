@@ -35,10 +35,19 @@ class CityOptions(Options):
     change_rate: float = Field(
         0.07, ge=0, le=1, description="Share of parcels changing by epoch 2."
     )
+    use_ambiguity: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of urban parcels whose buildings' size, shape, height and roof "
+        "palette are drawn from a use-independent (pooled) model; 0 = appearance by use.",
+    )
     t2: bool = Field(True, description="Write the second epoch (t2/).")
     s2: bool = Field(True, description="Write the monthly Sentinel-2 stack (s2/).")
     s1: bool = Field(True, description="Write the monthly Sentinel-1 stack (s1/).")
-    population: bool = Field(True, description="Write the hourly population.parquet.")
+    population: bool = Field(
+        True, description="Write the hourly population.parquet and population/hour_HH.tif."
+    )
     months: int = Field(25, ge=1, description="Number of monthly Sentinel scenes.")
     start_month: str = Field(
         "2023-01",

@@ -12,6 +12,7 @@ metadata; nothing is pickled and loading cannot run code.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
@@ -28,6 +29,12 @@ __all__ = ["LAST", "LastState", "RngState", "SafeCheckpointIO"]
 
 #: File name of the resumable state in ``OUT/checkpoints/``.
 LAST = "last.safetensors"
+
+_CONNECTOR_LOG = "lightning.pytorch.trainer.connectors.checkpoint_connector"
+
+
+def _drop_weights_only_note(record: logging.LogRecord) -> bool:
+    return "weights_only` was not set" not in record.getMessage()
 
 
 class SafeCheckpointIO(CheckpointIO):
@@ -62,6 +69,10 @@ class LastState(Checkpoint):
     def __init__(self, dirpath: str | os.PathLike[str]) -> None:
         self.path = Path(dirpath) / LAST
         self._saved_step = -1
+        # Lightning logs "`weights_only` was not set" for every full-state *save* (it is
+        # about what is saved, optimizer included, not about loading): noise that reads
+        # like an unsafe torch.load, so that one line is dropped
+        logging.getLogger(_CONNECTOR_LOG).addFilter(_drop_weights_only_note)
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         """Save the state of the finished epoch."""

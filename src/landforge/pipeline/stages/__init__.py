@@ -6,11 +6,19 @@ alone from the CLI or a notebook. Importing this package registers every built-i
 """
 
 from landforge.pipeline.stages import (  # noqa: F401  (each module registers its stages)
+    change,
+    compare,
+    curate,
+    dataset,
     datasets,
     evaluation,
     features,
     inference,
+    labelling,
+    parcel_classes,
     parcels,
+    prep,
+    quality,
     sampling,
     synth,
     training,

@@ -18,7 +18,7 @@ _HEADLINE = ("overall_accuracy", "kappa", "miou", "fwiou")
 class EvaluateStage(StageConfig, EvaluateOptions):
     """``landforge evaluate --pred P --truth T``: options in EvaluateOptions."""
 
-    input_fields = ("pred", "truth", "mask", "split_blocks")
+    input_fields = ("pred", "truth", "mask", "split_blocks", "buildings", "pred_buildings")
     cli_flags = {"out": "--out -o"}
     output_fields = ("out",)
     pred: str = Field(description="Predicted class raster or table.")
@@ -32,6 +32,16 @@ class EvaluateStage(StageConfig, EvaluateOptions):
         None,
         description="Polygons with a 'split' column (a chip store's split_blocks.gpkg): "
         "evaluate only inside the blocks of split.",
+    )
+    buildings: str | None = Field(
+        None,
+        description="True building footprints with use_col: add building-level scores "
+        "(majority of the predicted use pixels per footprint).",
+    )
+    pred_buildings: str | None = Field(
+        None,
+        description="Predicted footprints (e.g. vectorize output) matched to buildings "
+        "at IoU >= match_iou and scored too.",
     )
     out: str | None = Field(None, description="Metrics JSON to write.")
     plots: bool = Field(
@@ -59,6 +69,8 @@ def evaluate(cfg: EvaluateStage, ctx: StageContext) -> StageResult:
         mask=cfg.mask,
         split_blocks=cfg.split_blocks,
         out=cfg.out,
+        buildings=cfg.buildings,
+        pred_buildings=cfg.pred_buildings,
     )
     if cfg.plots and cfg.out is not None:
         from landforge.evaluation import plots
