@@ -12,8 +12,6 @@ change datasets) adds a function to :data:`SECTIONS`.
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,18 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from landforge.evaluation.text import esc as _esc
+from landforge.evaluation.text import img_tag as _img
+
 __all__ = ["SECTIONS", "chip_store_sections", "dataset_sections", "parcel_table_sections"]
 
 #: Columns naming the place of a sample, first match wins (per-city tables).
 PLACE_COLUMNS = ("city", "district", "region", "area_name")
-
-
-def _esc(x: Any) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -14,9 +14,7 @@ so the file opens offline, can be mailed, and references nothing on the network.
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
 import json
 import math
 import os
@@ -28,7 +26,7 @@ import numpy as np
 
 from landforge.errors import InputError
 from landforge.evaluation.scores import KIND_METRICS
-from landforge.evaluation.text import evaluated_on_text, split_label
+from landforge.evaluation.text import esc, evaluated_on_text, img_tag, split_label
 from landforge.io.atomic import atomic_path
 
 __all__ = ["build_report", "find_metrics", "find_class_maps"]
@@ -66,8 +64,7 @@ _HEADLINE = (
 )
 
 
-def _esc(x: Any) -> str:
-    return html.escape(str(x), quote=True)
+_esc = esc
 
 
 def _fmt(v: Any, kind: str = "auto") -> str:
@@ -86,9 +83,7 @@ def _fmt(v: Any, kind: str = "auto") -> str:
     return _esc(v)
 
 
-def _img(png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+_img = img_tag
 
 
 def _table(

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import math
 import shutil
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["evaluated_on_text", "metrics_lines", "pct", "roads_line", "split_label"]
+__all__ = [
+    "esc",
+    "evaluated_on_text",
+    "img_tag",
+    "metrics_lines",
+    "pct",
+    "roads_line",
+    "split_label",
+]
 
 _HEADLINE = (
     ("overall_accuracy", "OA"),
@@ -122,3 +132,14 @@ def roads_line(m: Mapping[str, Any]) -> str:
         + f" (reference {m['truth_length_m']:.0f} m, extracted {m['pred_length_m']:.0f} m,"
         + f" tolerance {m['tolerance_m']:g} m)"
     )
+
+
+def esc(x: Any) -> str:
+    """``x`` as escaped HTML text (attribute-safe)."""
+    return html.escape(str(x), quote=True)
+
+
+def img_tag(png: bytes, alt: str) -> str:
+    """An ``<img>`` holding ``png`` as a base64 ``data:`` URI (reports stay one file)."""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'

@@ -23,6 +23,7 @@ Layers come from small provider functions (``@layer_provider``): each looks at t
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import json
@@ -35,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from landforge.config import jsonable
 from landforge.errors import InputError
 
 __all__ = [
@@ -161,8 +163,8 @@ def _read_small(
 
     from landforge.io.raster import open_raster
 
-    frame = ensure_frame(path, ctx)
     with open_raster(path) as src:
+        frame = _frame_of(src, path, ctx)
         try:
             cmap = src.colormap(1)
         except ValueError:
@@ -171,7 +173,7 @@ def _read_small(
         with (
             WarpedVRT(src, crs=frame.crs, resampling=Resampling.nearest)
             if src.crs != frame.crs
-            else _same(src) as ds
+            else contextlib.nullcontext(src) as ds
         ):
             scale = max(1.0, math.sqrt(ds.width * ds.height / max(ctx.pixels, 1)))
             h, w = max(1, round(ds.height / scale)), max(1, round(ds.width / scale))
@@ -201,25 +203,17 @@ def ensure_frame(path: Path, ctx: MapContext) -> Frame:
     from landforge.io.raster import open_raster
 
     with open_raster(path) as src:
-        if src.crs is None:
-            raise InputError(path, "has no CRS; the map cannot place it")
-        if ctx.frame is None:
-            b = src.bounds
-            ctx.frame = Frame(src.crs, b.left, b.bottom, b.right, b.top)
+        return _frame_of(src, path, ctx)
+
+
+def _frame_of(src: Any, path: Path, ctx: MapContext) -> Frame:
+    """The frame, set from the open raster ``src`` when it is the first one."""
+    if src.crs is None:
+        raise InputError(path, "has no CRS; the map cannot place it")
+    if ctx.frame is None:
+        b = src.bounds
+        ctx.frame = Frame(src.crs, b.left, b.bottom, b.right, b.top)
     return ctx.frame
-
-
-class _same:
-    """A context manager yielding an open dataset without closing it."""
-
-    def __init__(self, ds: Any) -> None:
-        self.ds = ds
-
-    def __enter__(self) -> Any:
-        return self.ds
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _class_colours(values: np.ndarray, cmap: Mapping[int, Sequence[int]] | None) -> dict[int, str]:
@@ -319,21 +313,16 @@ def _features(
     for geom, rec in zip(geoms, records, strict=True):
         if geom is None or geom.is_empty:
             continue
-        clean = {k: _jsonable(v) for k, v in rec.items()}
+        clean = {k: _short(v) for k, v in jsonable(rec).items()}
         out.append(
             {"type": "Feature", "geometry": shapely.geometry.mapping(geom), "properties": clean}
         )
     return out, shown
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer, int)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return None if not math.isfinite(float(v)) else round(float(v), 4)
-    return None if v is None else str(v)
+def _short(v: Any) -> Any:
+    """Popup values: floats to 4 decimals (the report's size), the rest as jsonable gave."""
+    return round(v, 4) if isinstance(v, float) else v
 
 
 # ---------------------------------------------------------------------- providers
