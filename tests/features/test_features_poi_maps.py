@@ -188,10 +188,12 @@ def test_tiny_windows_give_the_one_window_result() -> None:
         tiny = poi_probability_maps(pois, grid, dmax=dmax, tile=tile, block_pixels=block)
         # the PROJ lattice follows the tile, so only the 1e-4 m exactness is shared
         assert np.abs(tiny - whole).max() * 200 < 2 * EXACT_PROJECTED_M + 1e-4
-    threaded = poi_probability_maps(pois, grid, dmax=dmax, tile=16, block_pixels=40, workers=2)
-    np.testing.assert_array_equal(
-        threaded, poi_probability_maps(pois, grid, dmax=dmax, tile=16, block_pixels=40)
-    )
+    one = poi_probability_maps(pois, grid, dmax=dmax, tile=16, block_pixels=40, workers=1)
+    for workers in (2, 3, -1):  # threads, in order, a bounded number of windows ahead
+        threaded = poi_probability_maps(
+            pois, grid, dmax=dmax, tile=16, block_pixels=40, workers=workers
+        )
+        np.testing.assert_array_equal(threaded, one)
 
 
 def test_pixels_beyond_dmax_are_zero_and_a_poi_pixel_is_one() -> None:

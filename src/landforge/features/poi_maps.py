@@ -191,13 +191,14 @@ def _blocks(
         tile=tile,
         block_pixels=block_pixels,
         workers=workers,
+        decay=True,
     )
-    for (rows, cols), dists in track(windows, "POI maps"):
+    for (rows, cols), probs in track(windows, "POI maps"):
         h, w = rows.stop - rows.start, cols.stop - cols.start
         block = np.zeros((len(classes), h, w), dtype=np.float32)
-        for band, (cls, d) in enumerate(zip(classes, dists, strict=True)):
-            if d is not None:
-                block[band] = _decay(d, cls.dmax_m)
+        for band, p in enumerate(probs):
+            if p is not None:
+                block[band] = p
         yield rows, cols, block
 
 
@@ -319,11 +320,6 @@ def _poi_lonlat(
     if not len(pts):
         return np.zeros((0, 2)), codes[ok]
     return np.column_stack([shapely.get_x(pts), shapely.get_y(pts)]), codes[ok]
-
-
-def _decay(d: np.ndarray, dmax: float) -> np.ndarray:
-    """The probability p = 1 - min(d / dmax, 1); d = inf (nothing within dmax) gives 0."""
-    return (1.0 - np.minimum(d / dmax, 1.0)).astype(np.float32)
 
 
 def write_poi_maps(
