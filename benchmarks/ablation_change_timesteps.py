@@ -51,7 +51,17 @@ KEYS = ("change_iou", "change_f1", "seg_miou", "semantic_change_miou", "sek", "f
 
 
 class TinyChange(nn.Module):
-    """Small FUSU-like model: shared conv encoder, series branch with day-aware pooling."""
+    """Small FUSU-like model: shared conv encoder, series branch with day-aware pooling.
+
+    The series branch pools the dates with ``HEADS`` attention heads (scores from the
+    frame features plus an embedding of the season and of the position in the series,
+    so a head can attend to early or late dates); the pooled maps are added to both
+    dates' features (as FUSU-Net adds its U-TAE branch) *and* given to the change head,
+    since anything added equally to both dates cancels in their difference. Without a
+    series the change head gets zeros in their place: the same network.
+    """
+
+    HEADS = 2
 
     def __init__(
         self, in_channels: int = 4, series_channels: int = 14, classes: int = 8, width: int = 24
@@ -66,12 +76,16 @@ class TinyChange(nn.Module):
             nn.ReLU(),
         )
         self.frame = nn.Sequential(nn.Conv2d(series_channels, width, 1), nn.ReLU())
-        self.day = nn.Linear(2, width)
-        self.score = nn.Linear(width, 1)
+        self.day = nn.Linear(3, width)
+        self.score = nn.Linear(width, self.HEADS)
+        self.mix = nn.Conv2d(self.HEADS * width, width, 1)
         self.seg = nn.Conv2d(width, classes, 1)
         self.ts = nn.Conv2d(width, classes, 1)
+        self.width = width
         self.chg = nn.Sequential(
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 1, 1)
+            nn.Conv2d((1 + self.HEADS) * width, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 1, 1),
         )
 
     def forward(
@@ -87,17 +101,25 @@ class TinyChange(nn.Module):
         if series is not None and series.shape[1] > 0:
             b, t, c, h, w = series.shape
             z = self.frame(series.reshape(b * t, c, h, w)).reshape(b, t, -1, h, w)
-            phase = 2 * np.pi * days.float() / 365.25
-            emb = self.day(torch.stack([phase.sin(), phase.cos()], -1))  # (B, T, W)
-            logit = self.score(torch.tanh(z.mean((-2, -1)) + emb))[..., 0]
-            logit = logit.masked_fill(~series_mask, -1e4)
-            att = torch.softmax(logit, 1)[:, :, None, None, None]
-            s = (z * att).sum(1)
-            s = s[..., 2 * h // 5 : 3 * h // 5 + 1, 2 * w // 5 : 3 * w // 5 + 1]  # the patch
-            s = F.interpolate(s, size=img1.shape[-2:], mode="bilinear", align_corners=False)
+            d = days.float()
+            phase = 2 * np.pi * d / 365.25
+            span = d.amax(1, keepdim=True).clamp(min=1.0)
+            emb = self.day(torch.stack([phase.sin(), phase.cos(), d / span], -1))  # (B, T, W)
+            logit = self.score(torch.tanh(z.mean((-2, -1)) + emb))  # (B, T, heads)
+            logit = logit.masked_fill(~series_mask[..., None], -1e4)
+            att = torch.softmax(logit, 1)  # over the dates, per head
+            pooled = torch.einsum("btchw,bth->bhchw", z, att).reshape(b, -1, h, w)
+            pooled = pooled[..., 2 * h // 5 : 3 * h // 5 + 1, 2 * w // 5 : 3 * w // 5 + 1]
+            pooled = F.interpolate(
+                pooled, size=img1.shape[-2:], mode="bilinear", align_corners=False
+            )  # the patch
+            s = self.mix(pooled)
             f1, f2 = f1 + s, f2 + s
             out["seg_ts"] = self.ts(s)
-        out.update(seg1=self.seg(f1), seg2=self.seg(f2), change=self.chg((f1 - f2).abs()))
+        else:
+            pooled = f1.new_zeros(f1.shape[0], self.HEADS * self.width, *f1.shape[-2:])
+        change = self.chg(torch.cat([(f1 - f2).abs(), pooled], 1))
+        out.update(seg1=self.seg(f1), seg2=self.seg(f2), change=change)
         return out
 
 

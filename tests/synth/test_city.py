@@ -376,3 +376,36 @@ def test_user_mistakes_raise_input_error(tmp_path: Path) -> None:
         make_city(precious, size_m=300)
     assert (precious / "thesis.tex").exists()
     assert not (tmp_path / "x").exists()
+
+
+def test_series_shows_each_changed_parcel_from_its_own_month() -> None:
+    from landforge.io.raster import RasterGrid
+    from landforge.synth.sentinel import SeriesChange, cover_fractions, monthly_fractions
+
+    crs = "EPSG:32650"
+    grid = RasterGrid.from_bounds(0, 0, 200, 100, 10.0, crs)
+    squares = [shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)]
+    p1 = gpd.GeoDataFrame(
+        {"parcel_id": [1, 2], "use_secondary": ["E2", "E2"]}, geometry=squares, crs=crs
+    )
+    p2 = p1.assign(use_secondary=["E2", "R2"])
+    b1 = gpd.GeoDataFrame({"parcel_id": []}, geometry=[], crs=crs)
+    b2 = gpd.GeoDataFrame({"parcel_id": [2]}, geometry=[shapely.box(120, 20, 180, 80)], crs=crs)
+    roads = np.array([], dtype=object)
+    before = cover_fractions(grid, p1, roads, b1)
+    after = cover_fractions(grid, p2, roads, b2)
+    assert not np.allclose(before[:, :, 10:], after[:, :, 10:])  # parcel 2 differs
+    change = SeriesChange(p2, b2, {2: 2})
+    months = list(monthly_fractions(grid, p1, roads, b1, 4, change))
+    for k, frac in enumerate(months):
+        np.testing.assert_allclose(frac, before if k < 2 else after)
+    assert all(np.array_equal(f, before) for f in monthly_fractions(grid, p1, roads, b1, 3, None))
+
+
+def test_changes_record_the_month_the_series_first_shows_them(small_city_dir: Path) -> None:
+    from landforge.synth.sentinel import month_names
+
+    changes = pd.read_csv(small_city_dir / "t2/changes.csv")
+    months = month_names("2023-01", SMALL["months"])
+    # never the first month (the first date), always one of the series' months
+    assert changes["series_month"].isin(months[1:]).all()

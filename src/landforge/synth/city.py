@@ -37,6 +37,7 @@ from landforge.synth.options import CityOptions
 from landforge.synth.parcels import assign_uses, make_lake, make_parcels
 from landforge.synth.pois import make_pois
 from landforge.synth.roads import make_roads, road_buffers
+from landforge.synth.sentinel import SeriesChange, month_names
 
 __all__ = ["CityInfo", "make_city", "city_statistics"]
 
@@ -274,6 +275,22 @@ def _epoch2(b: _Build) -> None:
     d = b.tmp / "t2"
     write_vector(e2.parcels, d / "parcels.gpkg", layer="parcels")
     write_vector(e2.buildings, d / "buildings.gpkg", layer="buildings")
+    # the month each changed parcel first shows its new state in the Sentinel series:
+    # uniform over months 2..last (the first month is the first date, the last the
+    # second); a one-month series never shows it
+    months = month_names(b.o.start_month, b.o.months)
+    n = len(e2.changes)
+    first = (
+        component_rng(seed, "change_month").integers(1, len(months), n)
+        if len(months) > 1
+        else np.full(n, len(months))
+    )
+    e2.changes["series_month"] = [months[k] if k < len(months) else "" for k in first]
+    st["series_change"] = SeriesChange(
+        e2.parcels,
+        e2.buildings,
+        dict(zip(e2.changes["parcel_id"].astype(int), first.tolist(), strict=True)),
+    )
     e2.changes.to_csv(d / "changes.csv", index=False)
     light = Illumination.draw(component_rng(seed, "image_t2"))
     img = render_image(
@@ -313,10 +330,11 @@ def _sentinel(b: _Build) -> None:
 
     st, o = b.state, b.o
     layers = (b.frame, st["parcels"], st["road_polygons"], st["buildings"], b.crs)
+    change = st.get("series_change")
     if o.s2:
-        write_sentinel2(b.tmp / "s2", *layers, o.seed, o.months, o.start_month)
+        write_sentinel2(b.tmp / "s2", *layers, o.seed, o.months, o.start_month, change)
     if o.s1:
-        write_sentinel1(b.tmp / "s1", *layers, o.seed, o.months, o.start_month)
+        write_sentinel1(b.tmp / "s1", *layers, o.seed, o.months, o.start_month, change)
 
 
 def _people(b: _Build) -> None:

@@ -31,6 +31,7 @@ _STREAMS = {
     "roof_colours": 12,
     "image_t2": 13,
     "use_ambiguity": 14,
+    "change_month": 15,
 }
 
 

@@ -6,14 +6,21 @@ covers follow an NDVI season (grass and deciduous trees peak in July; cropland h
 seasons, winter wheat in April and rice in August, with bare soil after each harvest).
 Clouds are smooth random blobs, more of them in the summer monsoon months. Sentinel-1
 backscatter mixes per-cover sigma0 in linear power and adds multi-look speckle.
+
+With a second epoch (:class:`SeriesChange`), every changed parcel switches from its
+first-epoch to its second-epoch parcel and buildings in its own month (``changes.csv``,
+column ``series_month``), so the series sees the change happen between the two dates.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from rasterio import features
 from scipy.special import ndtri
 
@@ -21,7 +28,15 @@ from landforge.io.raster import RasterGrid, write_cog
 from landforge.synth.imagery import burn_mask, ground_cover
 from landforge.synth.layout import CityFrame, component_rng, smooth_noise
 
-__all__ = ["S2_BANDS", "cover_fractions", "write_sentinel2", "write_sentinel1", "month_names"]
+__all__ = [
+    "S2_BANDS",
+    "SeriesChange",
+    "cover_fractions",
+    "month_names",
+    "monthly_fractions",
+    "write_sentinel1",
+    "write_sentinel2",
+]
 
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 _COVERS = ("roof", "road", "paved", "soil", "grass", "trees", "crop", "water")
@@ -117,6 +132,56 @@ def _grid10(frame: CityFrame, crs: object) -> RasterGrid:
     return RasterGrid.from_bounds(*frame.bounds, res=10.0, crs=crs)
 
 
+@dataclass(frozen=True)
+class SeriesChange:
+    """The second epoch as the series sees it.
+
+    Attributes:
+        parcels, buildings: the city at the second date.
+        switch: changed parcel id -> index of the first month (0-based) that shows it
+            at its second-epoch state; an index >= the number of months never does.
+    """
+
+    parcels: gpd.GeoDataFrame
+    buildings: gpd.GeoDataFrame
+    switch: Mapping[int, int]
+
+
+def monthly_fractions(
+    grid10: RasterGrid,
+    parcels: gpd.GeoDataFrame,
+    road_polygons: np.ndarray,
+    buildings: gpd.GeoDataFrame,
+    months: int,
+    change: SeriesChange | None = None,
+) -> Iterator[np.ndarray]:
+    """Cover fractions (8, H, W) of each month: the first epoch, changed parcels switched.
+
+    Recomputed only in the months where some parcel switches.
+    """
+    frac, done = cover_fractions(grid10, parcels, road_polygons, buildings), frozenset[int]()
+    for k in range(months):
+        switched = frozenset(
+            pid for pid, first in (change.switch.items() if change else ()) if first <= k
+        )
+        if switched != done:
+            assert change is not None
+            p = pd.concat(
+                [
+                    parcels[~parcels["parcel_id"].isin(switched)],
+                    change.parcels[change.parcels["parcel_id"].isin(switched)],
+                ]
+            )
+            b = pd.concat(
+                [
+                    buildings[~buildings["parcel_id"].isin(switched)],
+                    change.buildings[change.buildings["parcel_id"].isin(switched)],
+                ]
+            )
+            frac, done = cover_fractions(grid10, p, road_polygons, b), switched
+        yield frac
+
+
 def write_sentinel2(
     out: Path,
     frame: CityFrame,
@@ -127,13 +192,14 @@ def write_sentinel2(
     seed: int,
     months: int,
     start_month: str,
+    change: SeriesChange | None = None,
 ) -> list[Path]:
     """Write ``s2/YYYY-MM.tif``: 12 bands uint16 reflectance x 10000 + band 13 cloud (0/1)."""
     grid = _grid10(frame, crs)
-    frac = cover_fractions(grid, parcels, road_polygons, buildings)
+    fractions = monthly_fractions(grid, parcels, road_polygons, buildings, months, change)
     rng = component_rng(seed, "sentinel2")
     paths = []
-    for name in month_names(start_month, months):
+    for name, frac in zip(month_names(start_month, months), fractions, strict=True):
         month = int(name[5:])
         vig = _vigour(month)
         spectra = _SPECTRA.copy()
@@ -174,14 +240,15 @@ def write_sentinel1(
     seed: int,
     months: int,
     start_month: str,
+    change: SeriesChange | None = None,
 ) -> list[Path]:
     """Write ``s1/YYYY-MM.tif``: VV, VH float32 sigma0 in dB."""
     grid = _grid10(frame, crs)
-    frac = cover_fractions(grid, parcels, road_polygons, buildings)
+    fractions = monthly_fractions(grid, parcels, road_polygons, buildings, months, change)
     rng = component_rng(seed, "sentinel1")
     looks = 4.4
     paths = []
-    for name in month_names(start_month, months):
+    for name, frac in zip(month_names(start_month, months), fractions, strict=True):
         vig = _vigour(int(name[5:]))
         db = _S1_DB.copy()
         db[6] = _S1_DB[6] + vig[2] * np.array([4.0, 6.0])  # crop canopy raises backscatter
