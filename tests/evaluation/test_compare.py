@@ -128,7 +128,9 @@ def test_bad_inputs(rasters, tmp_path, capsys):
         compare_products(m, tmp_path / "missing.tif", legend="esa_worldcover_ubgg")
 
 
-@pytest.mark.parametrize("legend", ["esa_worldcover_ubgg", "esri_lulc_ubgg", "globeland30_ubgg"])
+@pytest.mark.parametrize(
+    "legend", ["esa_worldcover_ubgg", "esri_lulc_ubgg", "globeland30_ubgg", "sinolc1_ubgg"]
+)
 def test_shipped_legends_map_every_product_class(legend):
     mapping = load_mapping(legend)
     source = mapping.source_system()

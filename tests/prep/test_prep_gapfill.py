@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+import rasterio
 import pytest
 from prep_helpers import assert_one_error, read, run_cli, smooth_field, write_tif
 
@@ -75,7 +76,17 @@ def test_mask_on_another_grid_and_missing_band_are_errors(tmp_path, capsys) -> N
     mask = write_tif(tmp_path / "mask.tif", gap.astype(np.uint8))
     args = ["prep", "gapfill", src, "--mask", mask, "--bands", "2", "--out", out]
     code, _, err = run_cli(args, capsys)
-    assert_one_error(code, err, "--bands", "band 2 does not exist")
+    assert_one_error(code, err, "--bands", "band 2 does not exist (the raster has 1 band)")
+    assert not out.exists()
+    # an image without CRS and a mask with one: the image is named, nothing written
+    bare = tmp_path / "bare.tif"
+    with rasterio.open(src) as a:
+        profile = {**a.profile, "crs": None}
+        data = a.read()
+    with rasterio.open(bare, "w", **profile) as dst:
+        dst.write(data)
+    code, _, err = run_cli(["prep", "gapfill", bare, "--mask", mask, "--out", out], capsys)
+    assert_one_error(code, err, "bare.tif", "no CRS")
     assert not out.exists()
 
 

@@ -159,3 +159,62 @@ def test_slovenia_ndvi_series_with_its_cloud_masks(shared_data, tmp_path) -> Non
             expected[month]
         )
     json.dumps(s)
+
+
+def _band_files(d, date: str, value: int, masks=None) -> None:
+    """One Sentinel-2 scene as SAFE-style band files: B02 at 10 m, B05 at 20 m, B01 at 60 m."""
+    d.mkdir(exist_ok=True)
+    for band, res, v in (("B02", 10.0, value), ("B05", 20.0, value + 1), ("B01", 60.0, value + 2)):
+        n = int(120 / res)
+        arr = np.arange(n * n, dtype=np.uint16).reshape(n, n) + v
+        write_tif(d / f"T33UUU_{date}T102101_{band}.tif", arr, res=res)
+    write_tif(d / f"T33UUU_{date}T102101_B10.tif", np.zeros((2, 2), np.uint16), res=60.0)
+
+
+def test_band_files_are_one_scene_stacked_in_fusu_order_on_the_finest_grid(tmp_path) -> None:
+    d = tmp_path / "IMG_DATA"
+    _band_files(d, "20200503", 100)
+    _band_files(d, "20200525", 300)
+    s = monthly_composites(d, tmp_path / "out")
+    assert s["scenes"] == 2 and s["months"] == ["2020-05"]
+    assert s["bands"] == ["B01", "B02", "B05"]  # FUSU order; B10 (cirrus) left out
+    may = read(tmp_path / "out" / "2020-05.tif")
+    assert may.shape == (4, 12, 12)  # 10 m grid of B02
+    b02 = np.arange(144).reshape(12, 12) + 200  # mean of 100 and 300
+    b05 = np.arange(36).reshape(6, 6) + 201
+    assert np.allclose(may[1], b02)
+    assert np.allclose(may[2], np.kron(b05, np.ones((2, 2))))  # nearest from 20 m
+    assert np.allclose(may[0], np.kron(np.arange(4).reshape(2, 2) + 202, np.ones((6, 6))))
+    assert (may[3] == 2).all()
+
+
+def test_band_files_take_their_mask_by_prefix_and_need_one_extent(tmp_path, capsys) -> None:
+    d = tmp_path / "IMG_DATA"
+    _band_files(d, "20200503", 100)
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    cloud = np.zeros((12, 12), np.uint8)
+    cloud[:, :6] = 1
+    write_tif(masks / "T33UUU_20200503T102101.tif", cloud, res=10.0)
+    s = monthly_composites(d, tmp_path / "out", masks=str(masks))
+    count = read(tmp_path / "out" / "2020-05.tif")[-1]
+    assert (count[:, :6] == 0).all() and (count[:, 6:] == 1).all()
+    assert s["mean_clear_per_pixel"] == {"2020-05": 0.5}
+    # a band file on another extent: one error naming it, nothing written
+    write_tif(d / "T33UUU_20200503T102101_B05.tif", np.zeros((5, 5), np.uint16), res=20.0)
+    code, _, err = run_cli(["prep", "monthly", d, "--out", tmp_path / "bad"], capsys)
+    assert_one_error(code, err, "B05.tif", "extent")
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.realdata
+def test_brandenburg_l1c_band_files(shared_data, tmp_path) -> None:
+    img = shared_data / "brandenburg_s2" / "IMG_DATA"
+    s = monthly_composites(img, tmp_path / "out")
+    assert s["months"] == ["2017-02"] and s["scenes"] == 1
+    assert s["bands"][8] == "B8A" and len(s["bands"]) == 12
+    out = read(tmp_path / "out" / "2017-02.tif")
+    assert out.shape == (13, 768, 1536)  # the 10 m grid of the 15.4 x 7.7 km subset
+    with rasterio.open(img / "T33UUU_20170216T102101_B05.jp2") as src:
+        b05 = src.read(1)
+    assert np.array_equal(out[4][::2, ::2], b05)  # 20 m band repeated by nearest

@@ -258,6 +258,13 @@ def check_same_grid(
             f"raster has no CRS (the reference grid is in {ref.crs.to_string()}); "
             "set it (e.g. gdal_edit.py -a_srs) and retry",
         )
+    if grid.crs and not ref.crs:
+        where = other if isinstance(reference, RasterGrid) else reference
+        raise InputError(
+            where,
+            f"raster has no CRS but {Path(other).name} is in {grid.crs.to_string()}; "
+            "set it (e.g. gdal_edit.py -a_srs) and retry",
+        )
     if ref.crs and grid.crs and ref.crs != grid.crs:
         raise InputError(other, f"CRS {grid.crs.to_string()} differs from {ref.crs.to_string()}")
     if not ref.transform.almost_equals(grid.transform, precision=atol):

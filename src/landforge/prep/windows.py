@@ -39,7 +39,10 @@ def check_bands(bands: Sequence[int] | None, count: int, field: str = "bands") -
         return list(range(1, count + 1))
     bad = [b for b in bands if not 1 <= b <= count]
     if bad:
-        raise OptionError(field, f"band {bad[0]} does not exist (the raster has {count} bands)")
+        raise OptionError(
+            field,
+            f"band {bad[0]} does not exist (the raster has {count} band{'s' if count != 1 else ''})",
+        )
     return list(bands)
 
 
