@@ -108,7 +108,7 @@ class TinyChange(nn.Module):
             logit = self.score(torch.tanh(z.mean((-2, -1)) + emb))  # (B, T, heads)
             logit = logit.masked_fill(~series_mask[..., None], -1e4)
             att = torch.softmax(logit, 1)  # over the dates, per head
-            pooled = torch.einsum("btchw,bth->bhchw", z, att).reshape(b, -1, h, w)
+            pooled = torch.einsum("btcyx,btk->bkcyx", z, att).reshape(b, -1, h, w)
             pooled = pooled[..., 2 * h // 5 : 3 * h // 5 + 1, 2 * w // 5 : 3 * w // 5 + 1]
             pooled = F.interpolate(
                 pooled, size=img1.shape[-2:], mode="bilinear", align_corners=False
