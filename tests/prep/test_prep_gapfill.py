@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import rasterio
 import pytest
+import rasterio
 from prep_helpers import assert_one_error, read, run_cli, smooth_field, write_tif
 
 from landforge.prep.gapfill import fill_gaps_array, gapfill
