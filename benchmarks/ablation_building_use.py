@@ -377,7 +377,8 @@ def plot_curves(out: Path, level: str, runs: list[Path]) -> Path | None:
     ):
         ax.set_title(title)
         ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
+        ax.set_yscale("log")  # the first validation loss can be 10-100x the later ones
+        ax.grid(alpha=0.3, which="both")
     handles, labels = axes[1].get_legend_handles_labels()
     uniq = dict(zip(labels, handles, strict=False))
     axes[1].legend(uniq.values(), uniq.keys(), fontsize=8)

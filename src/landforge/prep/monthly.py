@@ -197,9 +197,9 @@ def band_stack(bands: dict[str, Path], out: Path) -> Path:
             raise InputError(
                 bands[b], f"band covers {tuple(info[b][3])}, not the extent of {bands[fine].name}"
             )
-    sources = {
-        b: _decoded(bands[b], out) if b != fine and _is_jp2(bands[b]) else bands[b] for b in order
-    }
+    # JPEG 2000 bands coarser than the grid are decoded once (see _decoded)
+    coarse = {b for b in order if info[b][2][0] > rx * (1 + 1e-9) and _is_jp2(bands[b])}
+    sources = {b: _decoded(bands[b], out) if b in coarse else bands[b] for b in order}
     esc = xml.sax.saxutils.escape
     lines = [
         f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
