@@ -24,7 +24,7 @@ predicted use pixels inside its footprint; per-class precision / recall / F1 /
 one-vs-rest accuracy, kappa, majority baseline). Training curves (train loss per logged
 step, validation loss per epoch) go to OUT/curves_a<A>.png; each run records whether
 its validation loss had flattened (change over the last quarter of the run < 5 %).
-``--patch-sizes`` adds the patch-size ablation (multi-task variant, seed 0, first
+``--patch-sizes`` adds the patch-size ablation (multi-task variant, every seed, first
 ambiguity level, the same pixels per step at every size).
 
     python benchmarks/ablation_building_use.py --smoke --out /tmp/abl_smoke   # ~1-2 min
@@ -482,7 +482,13 @@ def main() -> None:
         help="use-ambiguity levels of the synthetic city (synth city --use-ambiguity)",
     )
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument(
+        "--variants",
+        nargs="*",
+        default=list(VARIANTS),
+        choices=list(VARIANTS),
+        help="variants of the main ablation (none: only the patch sizes)",
+    )
     ap.add_argument("--steps", type=int, default=3000, help="training steps of every run")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", type=int, default=128, help="chip size of the main ablation")
@@ -545,12 +551,15 @@ def main() -> None:
                 v = VARIANTS["img_poi_multi"]
                 store = chips(paths, lout, True, size, args.block_px)
                 batch = max(1, pixels_per_step // size**2)
-                # the main size is the multi-task run of seed 0 (same store, batch and steps)
+                # the main size is the multi-task run (same store, batch and steps)
                 name = "img_poi_multi" if size == args.size else f"patch{size}"
-                r = run_one(name, v, store, paths, lout, 0, args.steps, batch, args.minutes)
-                r.update(patch=size, batch=batch, ambiguity=level)
-                print(json.dumps(r), flush=True)
-                patch.append(r)
+                for seed in args.seeds:
+                    r = run_one(
+                        name, v, store, paths, lout, seed, args.steps, batch, args.minutes
+                    )
+                    r.update(patch=size, batch=batch, ambiguity=level)
+                    print(json.dumps(r), flush=True)
+                    patch.append(r)
     (args.out / "results.json").write_text(
         json.dumps(
             {
@@ -576,6 +585,7 @@ def main() -> None:
         ]
     if patch:
         md += ["", "Patch size:", "", table(patch, key="patch")]
+        md += ["", "Patch size, building level:", "", building_table(patch)]
     (args.out / "results.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     print(f"total {time.perf_counter() - t_start:.0f} s; curves: {', '.join(curves)}")
