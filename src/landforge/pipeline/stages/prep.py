@@ -30,23 +30,27 @@ __all__ = [
 ]
 
 
-def _tif(value: str) -> str:
-    if Path(value).suffix.lower() not in (".tif", ".tiff"):
-        raise ValueError(f"{value}: the output is a GeoTIFF (COG): give a .tif file")
-    return value
+class _TifOutStage(StageConfig):
+    """A prep stage writing one COG, ``out``: its field is checked to be a ``.tif``."""
+
+    output_fields = ("out",)
+
+    @field_validator("out", check_fields=False)
+    @classmethod
+    def _out_tif(cls, value: str) -> str:
+        if Path(value).suffix.lower() not in (".tif", ".tiff"):
+            raise ValueError(f"{value}: the output is a GeoTIFF (COG): give a .tif file")
+        return value
 
 
 # ---------------------------------------------------------------- retinex
-class PrepRetinexStage(StageConfig, RetinexOptions):
+class PrepRetinexStage(_TifOutStage, RetinexOptions):
     """``landforge prep retinex IN.tif --out OUT.tif``: options in RetinexOptions."""
 
     input_fields = ("image",)
-    output_fields = ("out",)
     cli_arguments = ("image",)
     image: str = Field(description="Input image (GeoTIFF, any number of bands).")
     out: str = Field("retinex.tif", description="Output COG (.tif): same bands and data type.")
-
-    _out_tif = field_validator("out")(_tif)
 
 
 @register_stage("prep_retinex", PrepRetinexStage, command="prep retinex")
@@ -69,17 +73,14 @@ def prep_retinex(cfg: PrepRetinexStage, ctx: StageContext) -> StageResult:
 
 
 # ---------------------------------------------------------------- gap-fill
-class PrepGapfillStage(StageConfig, GapfillOptions):
+class PrepGapfillStage(_TifOutStage, GapfillOptions):
     """``landforge prep gapfill IN.tif --mask CLOUD.tif --out OUT.tif``."""
 
     input_fields = ("image", "mask")
-    output_fields = ("out",)
     cli_arguments = ("image",)
     image: str = Field(description="Input image (GeoTIFF).")
     mask: str = Field(description="Cloud/shadow mask on the image's grid: non-zero = fill.")
     out: str = Field("filled.tif", description="Output COG (.tif), the input's data type.")
-
-    _out_tif = field_validator("out")(_tif)
 
 
 @register_stage("prep_gapfill", PrepGapfillStage, command="prep gapfill")
@@ -139,16 +140,13 @@ def prep_monthly(cfg: PrepMonthlyStage, ctx: StageContext) -> StageResult:
 
 
 # ---------------------------------------------------------------- composite
-class PrepCompositeStage(StageConfig, CompositeOptions):
+class PrepCompositeStage(_TifOutStage, CompositeOptions):
     """``landforge prep composite IN.tif --bands 4,3,2 --out FC.tif``."""
 
     input_fields = ("image",)
-    output_fields = ("out",)
     cli_arguments = ("image",)
     image: str = Field(description="Input image (GeoTIFF).")
     out: str = Field("composite.tif", description="Output uint8 COG (.tif), nodata 0.")
-
-    _out_tif = field_validator("out")(_tif)
 
 
 @register_stage("prep_composite", PrepCompositeStage, command="prep composite")
@@ -166,17 +164,14 @@ def prep_composite(cfg: PrepCompositeStage, ctx: StageContext) -> StageResult:
 
 
 # ---------------------------------------------------------------- reclassify
-class PrepReclassifyStage(StageConfig, ReclassifyOptions):
+class PrepReclassifyStage(_TifOutStage, ReclassifyOptions):
     """``landforge prep reclassify MAP.tif --boundary urban.gpkg --rules rules.yaml``."""
 
     input_fields = ("map", "boundary", "rules")
-    output_fields = ("out",)
     cli_arguments = ("map",)
     map: str = Field(description="Class map (single band, label values of the taxonomy).")
     boundary: str = Field(description="Urban boundary polygons (gpkg, parquet, geojson).")
     out: str = Field("reclassified.tif", description="Output COG (.tif).")
-
-    _out_tif = field_validator("out")(_tif)
 
 
 @register_stage("prep_reclassify", PrepReclassifyStage, command="prep reclassify")
