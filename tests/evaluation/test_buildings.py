@@ -18,8 +18,14 @@ from rasterio.transform import from_origin
 from sklearn.metrics import cohen_kappa_score, precision_recall_fscore_support
 
 from landforge.cli import main
-from landforge.evaluation.buildings import building_uses, evaluate_buildings, match_buildings
+from landforge.evaluation.buildings import (
+    building_uses,
+    evaluate_buildings,
+    match_buildings,
+    soft_uses,
+)
 from landforge.evaluation.report import build_report
+from landforge.io.raster import read_grid
 
 CRS = "EPSG:32650"
 SIDE = 20
@@ -284,4 +290,121 @@ def test_bad_building_options(
     rc, err = _run([*args, "--out", str(out)], capsys)
     assert rc == 2 and len(err) == 1
     assert err[0].startswith(f"error: {flag}")
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ soft vote
+def _write_probs(
+    path: Path,
+    p: np.ndarray,
+    names: tuple[str, ...] = ("background", "residential", "commercial", "industrial"),
+) -> Path:
+    """Probabilities as predict --probs writes them: uint8 x 254, nodata 255, names."""
+    with rasterio.open(
+        path, "w", driver="GTiff", width=SIDE, height=SIDE, count=len(names), dtype="uint8",
+        crs=CRS, transform=TF, nodata=255,
+    ) as ds:  # fmt: skip
+        ds.write(p)
+        ds.descriptions = names
+    return path
+
+
+def _probs_scene() -> np.ndarray:
+    """Probabilities where the soft vote differs from the hard majority."""
+    p = np.zeros((4, SIDE, SIDE), np.uint8)
+    p[0] = 254  # background everywhere...
+    # building 0 (residential): 10 pixels commercial at 0.4 (bg 0.6), 6 residential at 0.9
+    p[:, 1:5, 1:5] = np.array([152, 0, 102, 0], np.uint8)[:, None, None]
+    p[:, 1:3, 1:4] = np.array([25, 229, 0, 0], np.uint8)[:, None, None]
+    # building 2 (industrial): background wins every pixel, industrial second
+    p[:, 8:12, 1:5] = np.array([178, 0, 25, 51], np.uint8)[:, None, None]
+    # building 3 (residential): all nodata -> background
+    p[:, 8:12, 8:12] = 255
+    return p
+
+
+def test_soft_vote_takes_the_highest_mean_probability(scene: dict[str, Path]) -> None:
+    probs = _write_probs(scene["dir"] / "probs.tif", _probs_scene())
+    labels, names = _classes()
+    out = evaluate_buildings(
+        scene["pred"], scene["buildings"], labels=labels, names=names, probs=probs, block=7
+    )
+    soft = out["true_footprints_soft"]
+    # building 0: residential (mean 6 * 229 / 16 = 85.9 against commercial 10 * 102 /
+    # 16 = 63.8) although 10 of its 16 pixels lean commercial; 1: every use band 0, the
+    # tie goes to the first use (residential); 2: industrial (51 > 25) although
+    # background wins every pixel; 3: no valid pixel -> background; 4: residential (tie)
+    grid = read_grid(probs)
+    geoms = np.asarray(_buildings().geometry.values)
+    got = soft_uses(probs, grid, geoms, labels, names, 0)
+    assert got.tolist() == [1, 1, 3, 0, 1]
+    assert soft["n"] == 5 and soft["n_no_use_predicted"] == 1
+    assert soft["overall_accuracy"] == pytest.approx(2 / 5)
+    assert soft["kappa"] == pytest.approx(cohen_kappa_score(EXPECTED_TRUTH, got.tolist()))
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(p=arrays(np.uint8, (3, SIDE, SIDE), elements=st.integers(0, 255)))
+def test_soft_vote_equals_brute_force(tmp_path: Path, p: np.ndarray) -> None:
+    from landforge.evaluation.buildings import building_probabilities
+
+    path = _write_probs(tmp_path / "p.tif", p, ("residential", "commercial", "industrial"))
+    geoms = np.asarray(_buildings().geometry.values)
+    means, counts = building_probabilities(path, geoms, [1, 2, 3], block=6)
+    for i, g in enumerate(geoms):
+        inside = rasterize([(g, 1)], out_shape=(SIDE, SIDE), transform=TF, dtype="uint8") > 0
+        px = p[:, inside].T
+        ok = (px != 255).all(axis=1)
+        assert counts[i] == ok.sum()
+        if ok.any():
+            np.testing.assert_allclose(means[i], px[ok].mean(axis=0))
+        else:
+            assert np.isnan(means[i]).all()
+
+
+def test_soft_vote_from_the_cli(
+    scene: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    probs = _write_probs(scene["dir"] / "probs.tif", _probs_scene())
+    out = scene["dir"] / "m.json"
+    rc = main(
+        ["evaluate", "--pred", str(scene["pred"]), "--truth", str(scene["truth"]),
+         "--classes", CLASSES, "--buildings", str(scene["buildings"]),
+         "--building-probs", str(probs), "--out", str(out)]
+    )  # fmt: skip
+    assert rc == 0
+    assert "Per building (5 true footprints, soft vote): OA" in capsys.readouterr().out
+    b = json.loads(out.read_text())["buildings"]
+    assert b["true_footprints_soft"]["per_class"]["industrial"]["recall"] == 1.0
+    assert b["true_footprints"]["per_class"]["industrial"]["recall"] == 0.0
+
+
+@pytest.mark.parametrize("case", ["names", "grid", "no_buildings"])
+def test_bad_building_probs(
+    scene: dict[str, Path], capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    probs = scene["dir"] / "probs.tif"
+    if case == "names":
+        _write_probs(probs, _probs_scene()[:3], ("a", "b", "c"))
+    elif case == "grid":
+        with rasterio.open(
+            probs, "w", driver="GTiff", width=SIDE + 1, height=SIDE, count=1, dtype="uint8",
+            crs=CRS, transform=TF,
+        ) as ds:  # fmt: skip
+            ds.write(np.zeros((1, SIDE, SIDE + 1), np.uint8))
+    else:
+        _write_probs(probs, _probs_scene())
+    out = scene["dir"] / "m.json"
+    args = ["evaluate", "--pred", str(scene["pred"]), "--truth", str(scene["truth"]),
+            "--classes", CLASSES, "--building-probs", str(probs), "--out", str(out)]  # fmt: skip
+    if case != "no_buildings":
+        args += ["--buildings", str(scene["buildings"])]
+    rc, err = _run(args, capsys)
+    assert rc == 2 and len(err) == 1, err
+    want = "error: --building-probs" if case == "no_buildings" else f"error: {probs}"
+    assert err[0].startswith(want), err[0]
+    if case == "names":
+        assert "residential" in err[0] and "predict --probs" in err[0]
     assert not out.exists()

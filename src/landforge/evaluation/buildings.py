@@ -29,6 +29,7 @@ Ties between uses go to the lowest class value (ours).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,15 @@ import numpy as np
 from landforge.errors import InputError, OptionError
 from landforge.evaluation.confusion import ConfusionMatrix
 from landforge.evaluation.regions import Region
-from landforge.io.raster import RasterGrid, iter_blocks, open_raster, read_grid
+from landforge.io.raster import RasterGrid, check_same_grid, iter_blocks, open_raster, read_grid
 
-__all__ = ["BuildingUses", "building_uses", "evaluate_buildings", "match_buildings"]
+__all__ = [
+    "BuildingUses",
+    "building_probabilities",
+    "building_uses",
+    "evaluate_buildings",
+    "match_buildings",
+]
 
 
 @dataclass
@@ -54,6 +61,58 @@ class BuildingUses:
 
     pred: np.ndarray
     pixels: np.ndarray
+
+
+def _footprint_pixels(
+    src: Any, grid: RasterGrid, geoms: np.ndarray, bands: list[int], block: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(building index, pixel values (n, len(bands))) of the pixels inside each polygon.
+
+    A pixel belongs to the polygon holding its centre (the first one drawn where they
+    overlap). A footprint smaller than a pixel (no centre inside) gets the pixel under
+    its representative point; one outside the grid gets nothing.
+    """
+    import shapely
+    from rasterio.features import rasterize
+    from shapely.geometry import box
+
+    covered = np.zeros(len(geoms), bool)
+    tree = shapely.STRtree(geoms)
+    for window in iter_blocks(grid, block):
+        sub = grid.window_grid(window)
+        hits = tree.query(box(*sub.bounds), predicate="intersects")
+        if not len(hits):
+            continue
+        idx = rasterize(
+            ((geoms[i], int(i) + 1) for i in hits),
+            out_shape=sub.shape,
+            transform=sub.transform,
+            fill=0,
+            dtype="int32",
+        )
+        inside = idx > 0
+        if not inside.any():
+            continue
+        covered[idx[inside] - 1] = True
+        yield idx[inside] - 1, src.read(bands, window=window)[:, inside].T
+    small = np.flatnonzero(~covered)
+    if len(small):
+        pts = shapely.get_coordinates(shapely.point_on_surface(geoms[small]))
+        rows, cols = rowcol(grid, pts[:, 0], pts[:, 1])
+        on = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
+        for i, r, c in zip(small[on], rows[on], cols[on], strict=True):
+            v = src.read(bands, window=((int(r), int(r) + 1), (int(c), int(c) + 1)))
+            yield np.array([i]), v[:, 0, 0][None, :]
+
+
+def _valid(p: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Pixels that are neither nodata nor NaN."""
+    ok = np.ones(p.shape, bool)
+    if nodata is not None and not np.isnan(nodata):
+        ok &= p != nodata
+    if p.dtype.kind == "f":
+        ok &= np.isfinite(p)
+    return ok
 
 
 def building_uses(
@@ -80,58 +139,50 @@ def building_uses(
     Returns:
         :class:`BuildingUses` in the order of ``geoms``.
     """
-    import shapely
-    from rasterio.features import rasterize
-    from shapely.geometry import box
-
     values = np.asarray(sorted(set(use_values) - set(ignore)), np.int64)
     n, k = len(geoms), len(values)
     votes = np.zeros((n, max(k, 1)), np.int64)
-    covered = np.zeros(n, bool)
     grid = read_grid(raster, require_crs=False)
-    tree = shapely.STRtree(geoms)
     with open_raster(raster) as src:
         nodata = src.nodatavals[band - 1]
-        for window in iter_blocks(grid, block):
-            sub = grid.window_grid(window)
-            hits = tree.query(box(*sub.bounds), predicate="intersects")
-            if not len(hits):
+        for b, px in _footprint_pixels(src, grid, geoms, [band], block):
+            p = px[:, 0]
+            ok = _valid(p, nodata)
+            if not k:
                 continue
-            idx = rasterize(
-                ((geoms[i], int(i) + 1) for i in hits),
-                out_shape=sub.shape,
-                transform=sub.transform,
-                fill=0,
-                dtype="int32",
-            )
-            inside = idx > 0
-            if not inside.any():
-                continue
-            covered[idx[inside] - 1] = True
-            p = src.read(band, window=window)[inside]
-            b = idx[inside] - 1
-            ok = np.ones(p.shape, bool)
-            if nodata is not None and not np.isnan(nodata):
-                ok &= p != nodata
-            if p.dtype.kind == "f":
-                ok &= np.isfinite(p)
-            col = np.searchsorted(values, p.astype(np.int64)).clip(0, max(k - 1, 0))
-            ok &= values[col] == p if k else np.zeros(p.shape, bool)
+            col = np.searchsorted(values, np.where(ok, p, 0).astype(np.int64)).clip(0, k - 1)
+            ok &= values[col] == p
             np.add.at(votes, (b[ok], col[ok]), 1)
-        # a footprint smaller than a pixel: the pixel under its representative point
-        small = np.flatnonzero(~covered)
-        if len(small) and k:
-            pts = shapely.get_coordinates(shapely.point_on_surface(geoms[small]))
-            rows, cols = rowcol(grid, pts[:, 0], pts[:, 1])
-            on = (rows >= 0) & (rows < grid.height) & (cols >= 0) & (cols < grid.width)
-            for i, r, c in zip(small[on], rows[on], cols[on], strict=True):
-                v = src.read(band, window=((int(r), int(r) + 1), (int(c), int(c) + 1)))[0, 0]
-                j = int(np.searchsorted(values, int(v))) if np.isfinite(v) else k
-                if j < k and values[j] == v and (nodata is None or v != nodata):
-                    votes[i, j] += 1
     n_votes = votes.sum(axis=1)
     pred = np.where(n_votes > 0, values[votes.argmax(axis=1)] if k else background, background)
     return BuildingUses(pred.astype(np.int64), n_votes)
+
+
+def building_probabilities(
+    probs: str | os.PathLike[str],
+    geoms: np.ndarray,
+    bands: list[int],
+    *,
+    block: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of each of ``bands`` of a probability raster inside each polygon.
+
+    Pixels where any of the bands is nodata or NaN are left out.
+
+    Returns:
+        (means (n, len(bands)), NaN for a polygon without a valid pixel; pixel counts).
+    """
+    grid = read_grid(probs, require_crs=False)
+    sums = np.zeros((len(geoms), len(bands)))
+    counts = np.zeros(len(geoms), np.int64)
+    with open_raster(probs) as src:
+        nodata = src.nodatavals[bands[0] - 1]
+        for b, px in _footprint_pixels(src, grid, geoms, bands, block):
+            ok = _valid(px, nodata).all(axis=1)
+            np.add.at(sums, b[ok], px[ok].astype(np.float64))
+            np.add.at(counts, b[ok], 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts[:, None], counts
 
 
 def rowcol(grid: RasterGrid, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -225,6 +276,41 @@ def _truth_values(
     return out
 
 
+def soft_uses(
+    probs: str | os.PathLike[str],
+    grid: RasterGrid,
+    geoms: np.ndarray,
+    labels: list[int],
+    names: list[str],
+    background: int,
+    block: int = 1024,
+) -> np.ndarray:
+    """Per building the use whose probability band has the highest mean inside it.
+
+    The bands are found by their descriptions (the class names, any case, as ``predict
+    --probs`` writes them); a background band does not compete. A building without a
+    valid probability pixel is predicted as background.
+    """
+    path = Path(probs)
+    check_same_grid(grid, path)
+    with open_raster(path) as src:
+        desc = [(d or "").strip().lower() for d in src.descriptions]
+    uses = [(v, nm) for v, nm in zip(labels, names, strict=True) if v != background]
+    missing = [nm for _, nm in uses if nm.lower() not in desc]
+    if missing:
+        have = ", ".join(d or "(none)" for d in desc)
+        raise InputError(
+            path,
+            f"no probability band named {', '.join(missing)} (band descriptions: {have}); "
+            "use the probabilities written by predict --probs with the same classes",
+        )
+    bands = [desc.index(nm.lower()) + 1 for _, nm in uses]
+    means, counts = building_probabilities(path, geoms, bands, block=block)
+    values = np.asarray([v for v, _ in uses], np.int64)
+    best = np.nan_to_num(means, nan=-np.inf).argmax(axis=1)
+    return np.where(counts > 0, values[best], background).astype(np.int64)
+
+
 def _read_buildings(path: Path, grid: RasterGrid, columns: list[str]) -> Any:
     from landforge.io.vector import read_vector
 
@@ -252,6 +338,7 @@ def evaluate_buildings(
     band: int = 1,
     ignore: list[int] | tuple[int, ...] = (),
     block: int = 1024,
+    probs: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Building-level scores of a class map (the ``buildings`` entry of the metrics).
 
@@ -268,9 +355,13 @@ def evaluate_buildings(
         band: 1-based band of the map.
         ignore: values that never vote.
         block: block size of the windowed read.
+        probs: class probabilities on the map's grid (``predict --probs``, band
+            descriptions = class names): also a *soft vote*, each true building the use
+            with the highest mean probability inside it (``true_footprints_soft``).
 
     Returns:
-        ``{"true_footprints": metrics, "predicted_footprints": metrics or absent, ...}``,
+        ``{"true_footprints": metrics, "true_footprints_soft": metrics or absent,
+        "predicted_footprints": metrics or absent, ...}``,
         each a ``landforge-metrics/1`` summary over buildings.
 
     Raises:
@@ -308,6 +399,11 @@ def evaluate_buildings(
         "(background and nodata do not vote; no vote = background)",
         "true_footprints": score(t_val, got.pred, "building use (true footprints)"),
     }
+    if probs is not None:
+        soft = soft_uses(probs, grid, geoms, labels, names, background, block)
+        out["true_footprints_soft"] = score(
+            t_val, soft, "building use (true footprints, soft vote of the probabilities)"
+        )
     if region is not None:
         out["evaluated_on"] = region.describe(len(truth), "buildings")
     if pred_buildings is not None:

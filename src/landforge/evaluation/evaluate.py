@@ -122,6 +122,7 @@ def evaluate_prediction(
     quiet: bool = False,
     buildings: str | os.PathLike[str] | None = None,
     pred_buildings: str | os.PathLike[str] | None = None,
+    building_probs: str | os.PathLike[str] | None = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate a prediction: tables when ``pred_col``/``truth_col`` are given, else rasters.
@@ -142,6 +143,8 @@ def evaluate_prediction(
             (:mod:`landforge.evaluation.buildings`; rasters only).
         pred_buildings: predicted footprints (e.g. ``landforge vectorize`` output),
             matched to ``buildings`` at IoU >= ``opts.match_iou``.
+        building_probs: class probabilities on the map's grid (``predict --probs``):
+            adds the soft vote over the true footprints (``true_footprints_soft``).
         **overrides: fields of ``opts`` to replace.
 
     Returns:
@@ -154,8 +157,9 @@ def evaluate_prediction(
             :func:`~landforge.evaluation.buildings.evaluate_buildings`.
     """
     o = EvaluateOptions.build(opts, **overrides)
-    if pred_buildings is not None and buildings is None:
-        raise OptionError("pred_buildings", "needs buildings (the true footprints)")
+    for name, given in (("pred_buildings", pred_buildings), ("building_probs", building_probs)):
+        if given is not None and buildings is None:
+            raise OptionError(name, "needs buildings (the true footprints)")
     if o.tables:
         if buildings is not None:
             raise OptionError("buildings", "building-level scores need a predicted class raster")
@@ -183,6 +187,7 @@ def evaluate_prediction(
             labels=spec.labels,
             names=spec.names,
             pred_buildings=pred_buildings,
+            probs=building_probs,
             match_iou=o.match_iou,
             region=region,
             band=o.band,

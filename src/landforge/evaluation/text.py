@@ -99,14 +99,18 @@ def metrics_lines(metrics: Mapping[str, Any], out: Any = None) -> list[str]:
             pct(pc["iou"]),
         )
     console.print(per)
-    for key, what in (("true_footprints", "true"), ("predicted_footprints", "matched predicted")):
+    for key, what in (
+        ("true_footprints", "true footprints"),
+        ("true_footprints_soft", "true footprints, soft vote"),
+        ("predicted_footprints", "matched predicted footprints"),
+    ):
         b = (metrics.get("buildings") or {}).get(key)
         if b:
             f1 = ", ".join(
                 f"{n} {pct(pc['f1'])}" for n, pc in b["per_class"].items() if pc["support"]
             )
             console.print(
-                f"Per building ({b['n']:,} {what} footprints): OA {pct(b['overall_accuracy'])}"
+                f"Per building ({b['n']:,} {what}): OA {pct(b['overall_accuracy'])}"
                 f" (majority {pct(b['baseline']['overall_accuracy'])}), kappa "
                 f"{_num(b['kappa'])}; F1 {f1}",
                 markup=False,

@@ -18,7 +18,15 @@ _HEADLINE = ("overall_accuracy", "kappa", "miou", "fwiou")
 class EvaluateStage(StageConfig, EvaluateOptions):
     """``landforge evaluate --pred P --truth T``: options in EvaluateOptions."""
 
-    input_fields = ("pred", "truth", "mask", "split_blocks", "buildings", "pred_buildings")
+    input_fields = (
+        "pred",
+        "truth",
+        "mask",
+        "split_blocks",
+        "buildings",
+        "pred_buildings",
+        "building_probs",
+    )
     cli_flags = {"out": "--out -o"}
     output_fields = ("out",)
     pred: str = Field(description="Predicted class raster or table.")
@@ -42,6 +50,12 @@ class EvaluateStage(StageConfig, EvaluateOptions):
         None,
         description="Predicted footprints (e.g. vectorize output) matched to buildings "
         "at IoU >= match_iou and scored too.",
+    )
+    building_probs: str | None = Field(
+        None,
+        description="Class probabilities (predict --probs) on the map's grid: also give "
+        "each true building the use with the highest mean probability inside it "
+        "(soft vote; every building gets a use).",
     )
     out: str | None = Field(None, description="Metrics JSON to write.")
     plots: bool = Field(
@@ -71,6 +85,7 @@ def evaluate(cfg: EvaluateStage, ctx: StageContext) -> StageResult:
         out=cfg.out,
         buildings=cfg.buildings,
         pred_buildings=cfg.pred_buildings,
+        building_probs=cfg.building_probs,
     )
     if cfg.plots and cfg.out is not None:
         from landforge.evaluation import plots
