@@ -1,7 +1,7 @@
 """Building-use ablations on the synthetic city (building-use paper, Table 2 design).
 
-Variants, all with the same model family (slim ResNet-18 U-Net of the demo), the same
-step budget, batch size, chip size, learning rate and seeds:
+Variants, all with the same model (slim U-Net; ResNet-18 encoder unless ``--encoder``),
+the same step budget, batch size, chip size, learning rate and seeds:
 
 - ``img_single``: RGB -> one 4-class head (background, residential, commercial,
   industrial), CE + Dice over every pixel;
@@ -14,14 +14,17 @@ parcels whose buildings' size, shape, height and roof palette are drawn independ
 of their use: ``synth city --use-ambiguity``; one city per level, same seed, so roads,
 parcels, uses and POI generator are the same) and every seed (``--seeds``).
 
-Honest hold-out: the city (3 km at 1 m, seed 0) is cut into a western training region
+Honest hold-out: the city (``--size-m`` at ``--gsd``, seed 0) is cut into a western training region
 (chips, split train/val by blocks) and an eastern test strip that no chip touches; each
 model maps the test strip with ``predict_raster`` (windows 512, overlap 64) and is scored
 with ``evaluate_prediction`` against the synthetic truth: pixel level (OA, kappa, mIoU,
 per-class F1 and one-vs-rest accuracy) and building level (``--buildings``: each true
 building whose representative point lies in the strip gets the majority of the
 predicted use pixels inside its footprint; per-class precision / recall / F1 /
-one-vs-rest accuracy, kappa, majority baseline). Training curves (train loss per logged
+one-vs-rest accuracy, kappa, majority baseline) with two votes: the majority of the
+predicted use pixels (a building the map left as background counts as wrong) and the
+soft vote of ``evaluate --building-probs`` (the use with the highest mean probability
+inside the footprint: which use, whether or not the footprint was found). Training curves (train loss per logged
 step, validation loss per epoch) go to OUT/curves_a<A>.png; each run records whether
 its validation loss had flattened (change over the last quarter of the run < 5 %).
 ``--patch-sizes`` adds the patch-size ablation (multi-task variant, every seed, first
@@ -31,6 +34,10 @@ ambiguity level, the same pixels per step at every size).
     python benchmarks/ablation_building_use.py --out runs/ablation \
         --ambiguity 0 0.5 1 --seeds 0 1 2 --steps 3000                   # hours of CPU
     python benchmarks/ablation_building_use.py --out runs/ablation --patch-sizes 128 256 512
+    # what docs/results.md reports (2 m, 64 px chips, a light encoder; ~5 min per run):
+    python benchmarks/ablation_building_use.py --out runs/abl3 --ambiguity 0 0.5 1 \
+        --steps 1000 --batch 16 --size 64 --gsd 2 --size-m 3000 --block-px 384 \
+        --encoder timm-regnetx_002
 
 Writes OUT/results.json and OUT/results.md (markdown tables, mean ± standard deviation
 over seeds), OUT/curves_a<A>.png, and prints the tables.
@@ -44,6 +51,7 @@ import json
 import os
 import statistics
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +200,16 @@ def chips(paths: dict[str, Path], out: Path, poi: bool, size: int, block_px: int
     return store
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What every run of one invocation shares: steps, batch, time cap, encoder."""
+
+    steps: int
+    batch: int
+    minutes: float
+    encoder: str = "resnet18"
+
+
 def run_one(
     name: str,
     variant: dict[str, Any],
@@ -199,11 +217,9 @@ def run_one(
     paths: dict[str, Path],
     out: Path,
     seed: int,
-    steps: int,
-    batch: int,
-    minutes: float,
-    encoder: str = "resnet18",
+    budget: Budget,
 ) -> dict[str, Any]:
+    """Train one variant and seed (or read its finished metrics) and score the test strip."""
     from landforge.evaluation.evaluate import evaluate_prediction
     from landforge.inference.predictor import predict_raster
     from landforge.training.options import TrainConfig
@@ -218,18 +234,18 @@ def run_one(
             "chips": str(store),
             "out": str(run),
             "model": "multitask_unet",
-            "model_kwargs": SLIM | {"encoder": encoder},
+            "model_kwargs": SLIM | {"encoder": budget.encoder},
             "heads": variant["heads"],
             "epochs": 1000,
-            "max_steps": steps,
-            "max_minutes": minutes,
-            "batch_size": batch,
+            "max_steps": budget.steps,
+            "max_minutes": budget.minutes,
+            "batch_size": budget.batch,
             "lr": 0.003,
             "seed": seed,
             "monitor": "val/loss",
             "monitor_mode": "min",
             "early_stopping_patience": None,
-            "log_every_n_steps": max(1, min(10, steps // 4)),
+            "log_every_n_steps": max(1, min(10, budget.steps // 4)),
         }
     )
     t0 = time.perf_counter()
@@ -270,10 +286,10 @@ def run_one(
         "variant": name,
         "seed": seed,
         "train_s": round(t_train, 1),
-        "steps": steps,
-        "batch": batch,
+        "steps": budget.steps,
+        "batch": budget.batch,
         "chip": chip_size(store),
-        "encoder": encoder,
+        "encoder": budget.encoder,
         "train_chips": n_chips(store, "train"),
         "val_chips": n_chips(store, "val"),
         "last_logged_step": curve["last_logged_step"],
@@ -306,6 +322,38 @@ def building_scores(b: dict[str, Any]) -> dict[str, Any]:
         "baseline_oa": b["baseline"]["overall_accuracy"],
         "baseline_class": b["baseline"]["class"],
     }
+
+
+def collect(out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """Every finished run under OUT (``a<A>/runs/<name>_s<seed>/metrics.json``), no training.
+
+    Runs of several invocations (levels, seeds or patch sizes run apart, e.g. one
+    process per core) become one table; a level with ``patch<size>`` runs also lists
+    its multi-task runs in the patch-size table under their chip size.
+    """
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    results: list[dict[str, Any]] = []
+    patch: list[dict[str, Any]] = []
+    curves: list[str] = []
+    levels = sorted((d for d in out.glob("a*") if d.is_dir()), key=lambda d: float(d.name[1:]))
+    for lout in levels:
+        level = float(lout.name[1:])
+        runs = sorted((lout / "runs").glob("*_s*"))
+        done = [
+            json.loads((r / "metrics.json").read_text()) | {"ambiguity": level}
+            for r in runs
+            if (r / "metrics.json").exists()
+        ]
+        done.sort(key=lambda r: (order.get(r["variant"], len(order)), r["variant"], r["seed"]))
+        results += [r for r in done if r["variant"] in VARIANTS]
+        sizes = [r for r in done if r["variant"].startswith("patch")]
+        if sizes:
+            multi = [r for r in done if r["variant"] == "img_poi_multi"]
+            patch += [r | {"patch": r["chip"]} for r in multi + sizes]
+        png = plot_curves(out, f"{level:g}", [r for r in runs if (r / "curve.json").exists()])
+        if png is not None:
+            curves.append(str(png))
+    return results, patch, curves
 
 
 def chip_size(store: Path) -> int:
@@ -538,7 +586,15 @@ def main() -> None:
         "64 px chips, 4 steps per variant): checks the script end to end in ~1-2 "
         "minutes; its numbers mean nothing",
     )
+    ap.add_argument(
+        "--collect",
+        action="store_true",
+        help="train nothing: tables and curves of every finished run under --out "
+        "(runs of several invocations, e.g. one process per core, in one table)",
+    )
     args = ap.parse_args()
+    if args.collect:
+        args.ambiguity, args.variants, args.patch_sizes = [], [], []
     if args.smoke:
         args.ambiguity, args.seeds, args.steps, args.batch = [0.5], [0], 4, 2
         args.size, args.size_m, args.gsd, args.minutes, args.patch_sizes = 64, 600.0, 2.0, 5, []
@@ -546,6 +602,7 @@ def main() -> None:
     os.environ.setdefault("LANDFORGE_QUIET", "1")
     args.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
+    budget = Budget(args.steps, args.batch, args.minutes, args.encoder)
     results: list[dict[str, Any]] = []
     patch: list[dict[str, Any]] = []
     curves: list[str] = []
@@ -558,18 +615,7 @@ def main() -> None:
             v = VARIANTS[name]
             store = chips(paths, lout, v["poi"], args.size, args.block_px)
             for seed in args.seeds:
-                r = run_one(
-                    name,
-                    v,
-                    store,
-                    paths,
-                    lout,
-                    seed,
-                    args.steps,
-                    args.batch,
-                    args.minutes,
-                    args.encoder,
-                )
+                r = run_one(name, v, store, paths, lout, seed, budget)
                 r["ambiguity"] = level
                 print(json.dumps(r), flush=True)
                 results.append(r)
@@ -584,22 +630,25 @@ def main() -> None:
                 batch = max(1, pixels_per_step // size**2)
                 # the main size is the multi-task run (same store, batch and steps)
                 name = "img_poi_multi" if size == args.size else f"patch{size}"
+                sized = replace(budget, batch=batch)
                 for seed in args.seeds:
-                    r = run_one(
-                        name,
-                        v,
-                        store,
-                        paths,
-                        lout,
-                        seed,
-                        args.steps,
-                        batch,
-                        args.minutes,
-                        args.encoder,
-                    )
+                    r = run_one(name, v, store, paths, lout, seed, sized)
                     r.update(patch=size, batch=batch, ambiguity=level)
                     print(json.dumps(r), flush=True)
                     patch.append(r)
+    if args.collect:
+        results, patch, curves = collect(args.out)
+    write_results(args, results, patch, curves, time.perf_counter() - t_start)
+
+
+def write_results(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    patch: list[dict[str, Any]],
+    curves: list[str],
+    seconds: float,
+) -> None:
+    """OUT/results.json and OUT/results.md (markdown tables), tables printed."""
     (args.out / "results.json").write_text(
         json.dumps(
             {
@@ -607,7 +656,7 @@ def main() -> None:
                 "ablation": results,
                 "patch_size": patch,
                 "curves": curves,
-                "seconds": round(time.perf_counter() - t_start, 1),
+                "seconds": round(seconds, 1),
             },
             indent=2,
         )
@@ -633,7 +682,7 @@ def main() -> None:
         md += ["", "Patch size, building level, soft vote:", "", building_table(patch, "bld_soft")]
     (args.out / "results.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-    print(f"total {time.perf_counter() - t_start:.0f} s; curves: {', '.join(curves)}")
+    print(f"total {seconds:.0f} s; curves: {', '.join(curves)}")
 
 
 if __name__ == "__main__":
