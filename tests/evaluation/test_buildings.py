@@ -379,6 +379,8 @@ def test_soft_vote_from_the_cli(
     b = json.loads(out.read_text())["buildings"]
     assert b["true_footprints_soft"]["per_class"]["industrial"]["recall"] == 1.0
     assert b["true_footprints"]["per_class"]["industrial"]["recall"] == 0.0
+    html = build_report(scene["dir"], map_pixels=0).read_text()
+    assert "true footprints, soft vote" in html
 
 
 @pytest.mark.parametrize("case", ["names", "grid", "no_buildings"])

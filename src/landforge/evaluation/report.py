@@ -353,7 +353,10 @@ def _buildings_section(b: Mapping[str, Any]) -> str:
     parts.append(f'<p class="muted">{" · ".join(meta)}</p>')
     for key, title in (
         ("true_footprints", "true footprints"),
-        ("true_footprints_soft", "true footprints, soft vote"),
+        (
+            "true_footprints_soft",
+            "true footprints, soft vote (highest mean use probability in each footprint)",
+        ),
         ("predicted_footprints", "predicted footprints"),
     ):
         s = b.get(key)
