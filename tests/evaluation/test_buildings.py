@@ -364,9 +364,7 @@ def test_soft_vote_equals_brute_force(tmp_path: Path, p: np.ndarray) -> None:
             assert np.isnan(means[i]).all()
 
 
-def test_soft_vote_from_the_cli(
-    scene: dict[str, Path], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_soft_vote_from_the_cli(scene: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     probs = _write_probs(scene["dir"] / "probs.tif", _probs_scene())
     out = scene["dir"] / "m.json"
     rc = main(
