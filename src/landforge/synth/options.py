@@ -40,7 +40,9 @@ class CityOptions(Options):
         ge=0,
         le=1,
         description="Share of urban parcels whose buildings' size, shape, height and roof "
-        "palette are drawn from a use-independent (pooled) model; 0 = appearance by use.",
+        "palette are drawn from a use-independent (pooled) model; 0 = appearance by use. "
+        "Against the building-use paper's imagery-only F1 the calibrated range is 0-0.25 "
+        "(docs/synth.md).",
     )
     t2: bool = Field(True, description="Write the second epoch (t2/).")
     s2: bool = Field(True, description="Write the monthly Sentinel-2 stack (s2/).")
