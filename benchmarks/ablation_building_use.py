@@ -14,8 +14,8 @@ parcels whose buildings' size, shape, height and roof palette are drawn independ
 of their use: ``synth city --use-ambiguity``; one city per level, same seed, so roads,
 parcels, uses and POI generator are the same) and every seed (``--seeds``).
 
-Honest hold-out: the city (``--size-m`` at ``--gsd``, seed 0) is cut into a western training region
-(chips, split train/val by blocks) and an eastern test strip that no chip touches; each
+Honest hold-out: the city (``--size-m`` at ``--gsd``, seed 0) is cut into a western
+training region (chips, split train/val by blocks) and an eastern test strip that no chip touches; each
 model maps the test strip with ``predict_raster`` (windows 512, overlap 64) and is scored
 with ``evaluate_prediction`` against the synthetic truth: pixel level (OA, kappa, mIoU,
 per-class F1 and one-vs-rest accuracy) and building level (``--buildings``: each true
@@ -24,8 +24,8 @@ predicted use pixels inside its footprint; per-class precision / recall / F1 /
 one-vs-rest accuracy, kappa, majority baseline) with two votes: the majority of the
 predicted use pixels (a building the map left as background counts as wrong) and the
 soft vote of ``evaluate --building-probs`` (the use with the highest mean probability
-inside the footprint: which use, whether or not the footprint was found). Training curves (train loss per logged
-step, validation loss per epoch) go to OUT/curves_a<A>.png; each run records whether
+inside the footprint: which use, whether or not the footprint was found). Training
+curves (train loss per logged step, validation loss per epoch) go to OUT/curves_a<A>.png; each run records whether
 its validation loss had flattened (change over the last quarter of the run < 5 %).
 ``--patch-sizes`` adds the patch-size ablation (multi-task variant, every seed, first
 ambiguity level, the same pixels per step at every size).
@@ -349,9 +349,7 @@ def collect(out: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list
         if sizes:
             multi = [r for r in done if r["variant"] == "img_poi_multi"]
             patch += [r | {"patch": r["chip"]} for r in multi + sizes]
-        png = plot_curves(
-            out, f"{level:g}", [r for r in runs if (r / "curve.json").exists()], list(VARIANTS)
-        )
+        png = plot_curves(out, f"{level:g}", runs, list(VARIANTS))
         if png is not None:
             curves.append(str(png))
     return results, patch, curves
@@ -392,8 +390,8 @@ def main() -> None:
     ap.add_argument(
         "--encoder",
         default="resnet18",
-        help="encoder of the slim U-Net of every run (e.g. timm-regnetx_002: ~2.7x "
-        "faster on one CPU thread than resnet18)",
+        help="encoder of the slim U-Net of every run (e.g. timm-regnetx_002, faster per "
+        "step on a CPU than resnet18: docs/results.md)",
     )
     ap.add_argument("--size", type=int, default=128, help="chip size of the main ablation")
     ap.add_argument(
@@ -430,7 +428,8 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.collect:
-        args.ambiguity, args.variants, args.patch_sizes = [], [], []
+        write_results(args, *collect(args.out), 0.0)
+        return
     if args.smoke:
         args.ambiguity, args.seeds, args.steps, args.batch = [0.5], [0], 4, 2
         args.size, args.size_m, args.gsd, args.minutes, args.patch_sizes = 64, 600.0, 2.0, 5, []
@@ -472,8 +471,6 @@ def main() -> None:
                     r.update(patch=size, batch=batch, ambiguity=level)
                     print(json.dumps(r), flush=True)
                     patch.append(r)
-    if args.collect:
-        results, patch, curves = collect(args.out)
     write_results(args, results, patch, curves, time.perf_counter() - t_start)
 
 

@@ -141,20 +141,20 @@ def building_uses(
     """
     values = np.asarray(sorted(set(use_values) - set(ignore)), np.int64)
     n, k = len(geoms), len(values)
-    votes = np.zeros((n, max(k, 1)), np.int64)
+    if not k:  # nothing can vote
+        return BuildingUses(np.full(n, background, np.int64), np.zeros(n, np.int64))
+    votes = np.zeros((n, k), np.int64)
     grid = read_grid(raster, require_crs=False)
     with open_raster(raster) as src:
         nodata = src.nodatavals[band - 1]
         for b, px in _footprint_pixels(src, grid, geoms, [band], block):
             p = px[:, 0]
             ok = _valid(p, nodata)
-            if not k:
-                continue
             col = np.searchsorted(values, np.where(ok, p, 0).astype(np.int64)).clip(0, k - 1)
             ok &= values[col] == p
             np.add.at(votes, (b[ok], col[ok]), 1)
     n_votes = votes.sum(axis=1)
-    pred = np.where(n_votes > 0, values[votes.argmax(axis=1)] if k else background, background)
+    pred = np.where(n_votes > 0, values[votes.argmax(axis=1)], background)
     return BuildingUses(pred.astype(np.int64), n_votes)
 
 
