@@ -47,6 +47,7 @@ __all__ = [
     "building_uses",
     "evaluate_buildings",
     "match_buildings",
+    "soft_uses",
 ]
 
 
